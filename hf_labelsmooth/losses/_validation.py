@@ -1,0 +1,81 @@
+"""Input checks shared by every loss. Each error says what was expected, what was got, and how to fix it."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_num_classes(num_classes: int) -> int:
+    """Validate K: an integer of at least 2."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"Expected `num_classes` to be an integer >= 2 but got {num_classes!r}.")
+    return num_classes
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    """Validate a weight in [0, 1]."""
+    if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"Expected `{name}` in [0, 1] but got {alpha!r}.")
+    return float(alpha)
+
+
+def check_reduction(reduction: str) -> str:
+    """Validate a reduction name."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Expected `reduction` in {REDUCTIONS} but got {reduction!r}.")
+    return reduction
+
+
+def check_logits(logits: Tensor, num_classes: int, batch: int) -> None:
+    """Check shape [B, K] and finiteness of logits; `batch` is the loss's call counter, quoted in errors."""
+    if logits.ndim != 2 or logits.shape[-1] != num_classes:
+        raise ValueError(
+            f"Expected logits of shape [batch, num_classes={num_classes}] but got {tuple(logits.shape)} "
+            f"(batch {batch}). Build the loss with num_classes={logits.shape[-1] if logits.ndim else '?'} "
+            "or fix the model's classifier head (config.num_labels)."
+        )
+    finite = torch.isfinite(logits).all(dim=-1)
+    if not bool(finite.all()):
+        rows = (~finite).nonzero().flatten()[:8].tolist()
+        kind = "NaN" if bool(torch.isnan(logits).any()) else "inf"
+        raise ValueError(
+            f"Expected finite logits but got {kind} in batch {batch} (rows {rows}). Lower the learning rate, "
+            "clip gradients, or train in bf16/fp32 instead of fp16."
+        )
+
+
+def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
+    """Check class ids in [0, K) or soft targets [B, K] whose rows are distributions."""
+    if not torch.is_floating_point(target):
+        _check_class_ids(target, batch_size, num_classes, batch)
+        return
+    if target.shape != (batch_size, num_classes):
+        raise ValueError(
+            f"Expected soft targets of shape ({batch_size}, {num_classes}) but got {tuple(target.shape)} "
+            f"(batch {batch}). Pass class ids as a LongTensor [B] or probabilities as a FloatTensor [B, K]."
+        )
+    t = target.detach().float()
+    atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
+    sums = t.sum(-1)
+    if bool((t < 0).any()) or not bool(torch.isfinite(t).all()) or not bool(((sums - 1).abs() <= atol).all()):
+        bad = ((sums - 1).abs() > atol).nonzero().flatten()[:8].tolist()
+        raise ValueError(
+            f"Expected soft targets with non-negative rows summing to 1 but got row sums "
+            f"{sums[bad].tolist() if bad else sums[:4].tolist()} in rows {bad} (batch {batch}). "
+            "Normalise the targets (e.g. timm Mixup output) or pass class ids."
+        )
+
+
+def _check_class_ids(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
+    if target.ndim != 1 or target.shape[0] != batch_size:
+        raise ValueError(
+            f"Expected class ids of shape ({batch_size},) but got {tuple(target.shape)} (batch {batch})."
+        )
+    if target.numel() and (bool((target < 0).any()) or bool((target >= num_classes).any())):
+        lo, hi = int(target.min()), int(target.max())
+        raise ValueError(
+            f"Expected labels in [0, {num_classes}) but got values in [{lo}, {hi}] (batch {batch}). "
+            f"Set num_classes to the dataset's number of classes, or map 1-based labels to 0-based."
+        )

@@ -1,0 +1,97 @@
+"""Base class of every loss: validation, float32 maths under autocast, target handling, cross-process state."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ._validation import check_alpha, check_logits, check_num_classes, check_reduction, check_target
+from .functional import one_hot
+
+
+class RelationLoss(nn.Module):
+    """A classification loss whose targets spread mass according to a class-relation matrix R (K×K).
+
+    Subclasses implement `compute` (per-sample loss from float32 logits and dense targets) and
+    `relation_matrix`; they may implement `update` (training-time statistics) and declare summed
+    cross-process state with `add_state`, which `sync_states` all-reduces (torchmetrics style).
+
+    Args:
+        num_classes: Number of classes K.
+        alpha: Smoothing weight in [0, 1]; ``None`` takes the class's `default_alpha`.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values).
+        check_inputs: Validate labels and logits on every call (one host sync); disable for speed.
+    """
+
+    name: ClassVar[str] = ""
+    default_alpha: ClassVar[float] = 0.1
+    requires_optimizer: ClassVar[bool] = False
+    relation_weight_decay: ClassVar[float | None] = None
+
+    def __init__(
+        self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True
+    ) -> None:
+        super().__init__()
+        self.num_classes = check_num_classes(num_classes)
+        self.alpha = check_alpha(self.default_alpha if alpha is None else alpha)
+        self.reduction = check_reduction(reduction)
+        self.check_inputs = check_inputs
+        self.batches_seen = 0
+        self._reduced_states: list[str] = []
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 whatever the dtype."""
+        batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
+        if self.check_inputs:
+            check_logits(logits, self.num_classes, batch)
+            check_target(target, logits.shape[0], self.num_classes, batch)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits32 = logits.float()
+            labels = None if torch.is_floating_point(target) else target
+            dense = one_hot(target, self.num_classes) if labels is not None else target.float()
+            per_sample = self.compute(logits32, dense, labels)
+            if self.training:
+                with torch.no_grad():
+                    self.update(logits32.detach(), dense, labels)
+        return self._reduce(per_sample)
+
+    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+        """Per-sample loss [B] from float32 logits, dense float32 targets [B, K] and class ids (None if soft)."""
+        raise NotImplementedError
+
+    def update(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> None:
+        """Training-time statistics hook (called under no_grad, only in `train()` mode)."""
+
+    def relation_matrix(self) -> Tensor:
+        """The current K×K row-stochastic class-relation matrix R (float32, detached)."""
+        raise NotImplementedError
+
+    def target_matrix(self) -> Tensor:
+        """Per-class targets (1-α)·I + α·R: row y is the full target of a sample of class y."""
+        eye = torch.eye(self.num_classes, device=self.relation_matrix().device)
+        return (1.0 - self.alpha) * eye + self.alpha * self.relation_matrix()
+
+    def end_epoch(self) -> None:
+        """Called by training loops at each epoch end (OLS swaps its matrix here)."""
+
+    def add_state(self, name: str, default: Tensor) -> None:
+        """Declare a buffer that is summed across processes by `sync_states` and saved in `state_dict`."""
+        self.register_buffer(name, default.clone())
+        self._reduced_states.append(name)
+
+    def sync_states(self) -> None:
+        """All-reduce (sum) every declared state when a torch.distributed process group is running."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        for name in self._reduced_states:
+            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, alpha={self.alpha}, reduction={self.reduction!r}"
+
+    def _reduce(self, per_sample: Tensor) -> Tensor:
+        if self.reduction == "mean":
+            return per_sample.mean()
+        return per_sample.sum() if self.reduction == "sum" else per_sample

@@ -1,0 +1,27 @@
+"""Plain cross-entropy (the hard-label baseline): R = I, no smoothing."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._registry import register_loss
+from .base import RelationLoss
+from .functional import cross_entropy
+
+
+@register_loss("ce")
+class CrossEntropy(RelationLoss):
+    """Cross-entropy against hard or soft targets. `alpha` must stay 0 (use ``"ls"`` for smoothing)."""
+
+    default_alpha = 0.0
+
+    def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:
+        super().__init__(num_classes, alpha, **kwargs)
+        if self.alpha != 0.0:
+            raise ValueError(f"Expected `alpha` = 0 for 'ce' but got {self.alpha}; use create_loss('ls') to smooth.")
+
+    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+        return cross_entropy(target, logits.log_softmax(dim=-1))
+
+    def relation_matrix(self) -> Tensor:
+        return torch.eye(self.num_classes)

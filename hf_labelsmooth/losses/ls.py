@@ -1,0 +1,23 @@
+"""Label smoothing (Szegedy et al.): target (1-ε)·e_y + ε/K; equals F.cross_entropy(label_smoothing=ε)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._registry import register_loss
+from .base import RelationLoss
+
+
+@register_loss("ls")
+class LabelSmoothing(RelationLoss):
+    """Uniform label smoothing with ε = `alpha` (default 0.1); R has every entry 1/K."""
+
+    default_alpha = 0.1
+
+    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+        return F.cross_entropy(logits, labels if labels is not None else target, label_smoothing=self.alpha,
+                               reduction="none")
+
+    def relation_matrix(self) -> Tensor:
+        return torch.full((self.num_classes, self.num_classes), 1.0 / self.num_classes)
