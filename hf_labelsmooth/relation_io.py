@@ -1,0 +1,154 @@
+"""Validation and file I/O of class-relation matrices: safetensors + JSON only, atomic writes, clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+MATRIX_FILE = "relation_matrix.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+PNG_FILE = "relation_matrix.png"
+FORMAT_VERSION = 1
+ROW_SUM_ATOL = 1e-4
+LOGITS_KINDS = ("softmax", "masked_softmax")
+
+
+def check_matrix(matrix: Any, name: str = "relation matrix") -> Tensor:
+    """Return `matrix` as a detached float32 CPU tensor after checking it is K×K, finite, ≥ 0, rows summing to 1.
+
+    Raises:
+        ValueError: Naming the first offending property and rows.
+    """
+    if not isinstance(matrix, Tensor):
+        raise ValueError(f"Expected the {name} to be a torch.Tensor but got {type(matrix).__name__}.")
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
+        raise ValueError(f"Expected the {name} to be a square K×K tensor with K >= 2 but got shape {tuple(matrix.shape)}.")
+    if not torch.is_floating_point(matrix):
+        raise ValueError(f"Expected the {name} to hold floating-point values but got dtype {matrix.dtype}.")
+    m = matrix.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(m).all()):
+        rows = (~torch.isfinite(m)).any(-1).nonzero().flatten()[:8].tolist()
+        raise ValueError(f"Expected a finite {name} but got NaN/inf in rows {rows}.")
+    if bool((m < 0).any()):
+        rows = (m < 0).any(-1).nonzero().flatten()[:8].tolist()
+        raise ValueError(f"Expected a non-negative {name} but got negative entries in rows {rows}.")
+    sums = m.double().sum(-1)
+    bad = ((sums - 1).abs() > ROW_SUM_ATOL).nonzero().flatten()[:8].tolist()
+    if bad:
+        raise ValueError(
+            f"Expected every row of the {name} to sum to 1 (±{ROW_SUM_ATOL}) but got sums {sums[bad].tolist()} "
+            f"in rows {bad}. Normalise the rows (m / m.sum(-1, keepdim=True))."
+        )
+    return m.clone()
+
+
+def check_label_names(label_names: Any, num_classes: int) -> list[str]:
+    """Return the names as a list after checking they are `num_classes` unique strings."""
+    if isinstance(label_names, (str, bytes)) or not isinstance(label_names, Sequence):
+        raise ValueError(f"Expected `label_names` to be a list of {num_classes} strings but got {label_names!r}.")
+    names = list(label_names)
+    if len(names) != num_classes or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"Expected {num_classes} label names (strings), one per row, but got {len(names)}: {names[:8]}.")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"Expected unique label names but got duplicates {duplicates[:8]}.")
+    return names
+
+
+def check_logits(logits: Tensor, matrix: Tensor, kind: str | None) -> Tensor:
+    """Check stored relation logits (K×K, finite) and that their row softmax reproduces `matrix`."""
+    if kind not in LOGITS_KINDS:
+        raise ValueError(f"Expected `logits_kind` in {LOGITS_KINDS} when logits are stored but got {kind!r}.")
+    if not isinstance(logits, Tensor) or logits.shape != matrix.shape or not bool(torch.isfinite(logits).all()):
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"Expected finite relation logits of shape {tuple(matrix.shape)} but got {shape}.")
+    logits = logits.detach().to("cpu", torch.float32).clone()
+    if not torch.allclose(softmax_logits(logits, kind), matrix, atol=ROW_SUM_ATOL, rtol=0):
+        raise ValueError("Expected the stored logits to reproduce the relation matrix by row softmax but got a "
+                         "mismatch: the file is inconsistent; re-save it from the loss.")
+    return logits
+
+
+def softmax_logits(logits: Tensor, kind: str) -> Tensor:
+    """Row softmax of relation logits: plain (LLS) or over the off-diagonal classes only (LS++)."""
+    if kind == "masked_softmax":
+        eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(eye, float("-inf"))
+    return logits.softmax(dim=-1)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then `os.replace` it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+    """Serialise tensors with safetensors (atomically)."""
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write pretty JSON atomically."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, with an error that names the file and the fix when it is missing or corrupt."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Expected {CONFIG_FILE} at {path} but got no such file. Save with "
+                                "ClassRelationMatrix.save_pretrained(dir).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"Expected valid JSON in {path} but got a corrupt file ({err}). Re-save or re-download "
+                         "it (from_pretrained(..., force_download=True)).") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"Expected a JSON object in {path} but got {type(data).__name__}.")
+    return data
+
+
+def read_tensors(path: Path) -> dict[str, Tensor]:
+    """Read every tensor of a safetensors file; a missing, truncated or corrupt file gives a clear error."""
+    from safetensors.torch import load
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Expected {MATRIX_FILE} at {path} but got no such file.") from None
+    try:
+        return load(data)
+    except Exception as err:  # safetensors raises SafetensorError (and others) on truncated/corrupt headers
+        raise ValueError(f"Expected a valid safetensors file at {path} but got a corrupt or truncated file ({err}). "
+                         "Re-save or re-download it (from_pretrained(..., force_download=True)).") from None
+
+
+def resolve_files(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> tuple[Path, Path]:
+    """Return local paths of (config.json, relation_matrix.safetensors): from a directory, or downloaded from the Hub.
+
+    Only these two files are fetched from a repository; nothing else is read.
+    """
+    local = Path(path_or_repo)
+    if local.is_dir():
+        return local / CONFIG_FILE, local / MATRIX_FILE
+    if local.exists() or str(path_or_repo).startswith((".", "/", "~")) or str(path_or_repo).count("/") > 1:
+        raise FileNotFoundError(f"Expected a directory saved by save_pretrained or a Hub repo id but got "
+                                f"{str(path_or_repo)!r}, which is not a directory.")
+    from huggingface_hub import hf_hub_download
+
+    repo_id = str(path_or_repo)
+    return tuple(Path(hf_hub_download(repo_id, name, **hub_kwargs)) for name in (CONFIG_FILE, MATRIX_FILE))  # type: ignore[return-value]
