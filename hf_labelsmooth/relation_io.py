@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +29,8 @@ def check_matrix(matrix: Any, name: str = "relation matrix") -> Tensor:
     if not isinstance(matrix, Tensor):
         raise ValueError(f"Expected the {name} to be a torch.Tensor but got {type(matrix).__name__}.")
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
-        raise ValueError(f"Expected the {name} to be a square K×K tensor with K >= 2 but got shape {tuple(matrix.shape)}.")
+        raise ValueError(f"Expected the {name} to be a square K×K tensor with K >= 2 but got shape "
+                         f"{tuple(matrix.shape)}.")
     if not torch.is_floating_point(matrix):
         raise ValueError(f"Expected the {name} to hold floating-point values but got dtype {matrix.dtype}.")
     m = matrix.detach().to("cpu", torch.float32)
@@ -54,7 +56,8 @@ def check_label_names(label_names: Any, num_classes: int) -> list[str]:
         raise ValueError(f"Expected `label_names` to be a list of {num_classes} strings but got {label_names!r}.")
     names = list(label_names)
     if len(names) != num_classes or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"Expected {num_classes} label names (strings), one per row, but got {len(names)}: {names[:8]}.")
+        raise ValueError(f"Expected {num_classes} label names (strings), one per row, but got {len(names)}: "
+                         f"{names[:8]}.")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"Expected unique label names but got duplicates {duplicates[:8]}.")
@@ -81,6 +84,17 @@ def softmax_logits(logits: Tensor, kind: str) -> Tensor:
         eye = torch.eye(logits.shape[0], dtype=torch.bool, device=logits.device)
         logits = logits.masked_fill(eye, float("-inf"))
     return logits.softmax(dim=-1)
+
+
+def renormalise_rows(block: Tensor) -> Tensor:
+    """Rows divided by their sums (float64 maths); a row with no mass becomes uniform off the diagonal (warning)."""
+    block = block.double()
+    empty = block.sum(-1) <= 0
+    if bool(empty.any()):
+        warnings.warn(f"Rows {empty.nonzero().flatten().tolist()} of the subset have no mass left; using a "
+                      "uniform row over the other kept classes.", stacklevel=3)
+        block = torch.where(empty[:, None], 1.0 - torch.eye(block.shape[0], dtype=torch.float64), block)
+    return (block / block.sum(-1, keepdim=True)).float()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -137,18 +151,34 @@ def read_tensors(path: Path) -> dict[str, Tensor]:
                          "Re-save or re-download it (from_pretrained(..., force_download=True)).") from None
 
 
+def is_own_config(path: Path) -> bool:
+    """True when `path` is a config.json written by `ClassRelationMatrix.save_pretrained`."""
+    try:
+        return read_json(path).get("library_name") == "hf_labelsmooth"
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_files(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> tuple[Path, Path]:
     """Return local paths of (config.json, relation_matrix.safetensors): from a directory, or downloaded from the Hub.
 
-    Only these two files are fetched from a repository; nothing else is read.
+    Only these two files are fetched from a repository; nothing else is read. A model directory written by the
+    Trainer integration (its own config.json, the artifact in ``relation_matrix/``) resolves to that subfolder.
     """
     local = Path(path_or_repo)
     if local.is_dir():
+        local = local / (hub_kwargs.get("subfolder") or "")
+        nested = local / "relation_matrix"
+        if (nested / CONFIG_FILE).is_file() and not is_own_config(local / CONFIG_FILE):
+            local = nested
         return local / CONFIG_FILE, local / MATRIX_FILE
-    if local.exists() or str(path_or_repo).startswith((".", "/", "~")) or str(path_or_repo).count("/") > 1:
+    text = str(path_or_repo)
+    if isinstance(path_or_repo, os.PathLike) or local.exists() or text.startswith((".", "/", "~")) or \
+            text.count("/") > 1 or "\\" in text:
         raise FileNotFoundError(f"Expected a directory saved by save_pretrained or a Hub repo id but got "
                                 f"{str(path_or_repo)!r}, which is not a directory.")
     from huggingface_hub import hf_hub_download
 
     repo_id = str(path_or_repo)
-    return tuple(Path(hf_hub_download(repo_id, name, **hub_kwargs)) for name in (CONFIG_FILE, MATRIX_FILE))  # type: ignore[return-value]
+    config, matrix = (Path(hf_hub_download(repo_id, name, **hub_kwargs)) for name in (CONFIG_FILE, MATRIX_FILE))
+    return config, matrix

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,7 +45,8 @@ class ClassRelationMatrix:
         self.label_names = io.check_label_names(label_names, self.matrix.shape[0])
         self.logits = None if logits is None else io.check_logits(logits, self.matrix, logits_kind)
         self.logits_kind = logits_kind if logits is not None else None
-        self.method, self.alpha, self.source_model, self.dataset, self.epochs = method, alpha, source_model, dataset, epochs
+        self.method, self.alpha, self.epochs = method, alpha, epochs
+        self.source_model, self.dataset = source_model, dataset
         self.extra = dict(extra or {})
         try:
             json.dumps(self.to_config())
@@ -84,12 +84,14 @@ class ClassRelationMatrix:
                 "label_names": self.label_names, **{k: getattr(self, k) for k in _FIELDS},
                 "logits_kind": self.logits_kind, "extra": self.extra}
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *, card: bool = True) -> Path:
+    def save_pretrained(self, save_directory: str | os.PathLike, *, card: bool = True,
+                        repo_id: str | None = None) -> Path:
         """Write the safetensors + config.json (+ README.md model card and heatmap PNG), each file atomically.
 
         Args:
             save_directory: Target directory (created if needed; other files in it are left alone).
             card: Also write ``README.md`` and ``relation_matrix.png``.
+            repo_id: Repo id shown in the card's usage snippet.
 
         Returns:
             The directory path.
@@ -104,23 +106,31 @@ class ClassRelationMatrix:
         if card:
             from .card import write_card
 
-            write_card(self, directory)
+            write_card(self, directory, repo_id=repo_id)
         return directory
 
     @classmethod
     def from_pretrained(cls, path_or_repo: str | os.PathLike, *, revision: str | None = None,
                         cache_dir: str | os.PathLike | None = None, force_download: bool = False,
-                        local_files_only: bool = False, token: str | bool | None = None) -> "ClassRelationMatrix":
+                        local_files_only: bool = False, token: str | bool | None = None,
+                        subfolder: str | None = None) -> "ClassRelationMatrix":
         """Load from a directory written by `save_pretrained`, or from a Hub repo id (downloads 2 files).
+
+        A Trainer output directory (model config.json + ``relation_matrix/`` subfolder) is accepted too;
+        `subfolder` selects a folder inside the directory or repository.
 
         Raises:
             FileNotFoundError: Missing directory or files.
             ValueError: Corrupt/truncated files, or contents failing validation (shape, values, label names).
         """
         hub = {"revision": revision, "cache_dir": cache_dir, "force_download": force_download,
-               "local_files_only": local_files_only, "token": token}
+               "local_files_only": local_files_only, "token": token, "subfolder": subfolder}
         config_path, matrix_path = io.resolve_files(path_or_repo, **hub)
         config, tensors = io.read_json(config_path), io.read_tensors(matrix_path)
+        if config.get("library_name") != "hf_labelsmooth":
+            raise ValueError(f"Expected a config.json written by ClassRelationMatrix.save_pretrained (library_name "
+                             f"'hf_labelsmooth') but got another one at {config_path} (a model's config?). Pass the "
+                             "folder that holds the relation matrix artifact (e.g. <output_dir>/relation_matrix).")
         if int(config.get("format_version", 0)) > io.FORMAT_VERSION or "relation_matrix" not in tensors:
             raise ValueError(f"Expected a relation matrix of format version <= {io.FORMAT_VERSION} with tensor "
                              f"'relation_matrix' but got version {config.get('format_version')} and tensors "
@@ -145,7 +155,7 @@ class ClassRelationMatrix:
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp)
+            self.save_pretrained(tmp, repo_id=repo_id)
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
                                      revision=revision, create_pr=create_pr)
 
@@ -162,22 +172,11 @@ class ClassRelationMatrix:
                              f"(unknown: {missing[:8]}).")
         idx = torch.tensor([self.label_names.index(n) for n in names])
         logits = None if self.logits is None else self.logits[idx][:, idx]
-        matrix = io.softmax_logits(logits, self.logits_kind) if logits is not None else self._renormalise(idx)
+        matrix = io.softmax_logits(logits, self.logits_kind) if logits is not None else \
+            io.renormalise_rows(self.matrix[idx][:, idx])
         fields = {k: getattr(self, k) for k in _FIELDS}
         extra = {**self.extra, "subset_of": len(self.label_names)}
         return type(self)(matrix, names, logits=logits, logits_kind=self.logits_kind, extra=extra, **fields)
-
-    def _renormalise(self, idx: Tensor) -> Tensor:
-        block = self.matrix[idx][:, idx].double()
-        sums = block.sum(-1, keepdim=True)
-        empty = sums.squeeze(-1) <= 0
-        if bool(empty.any()):
-            warnings.warn(f"Rows {empty.nonzero().flatten().tolist()} of the subset have no mass left; using a "
-                          "uniform row over the other kept classes.", stacklevel=3)
-            off_diag = 1.0 - torch.eye(len(idx), dtype=torch.float64)
-            block = torch.where(empty[:, None], off_diag, block)
-            sums = block.sum(-1, keepdim=True)
-        return (block / sums).float()
 
     def top_related(self, k: int = 3, include_self: bool = False) -> list[list[tuple[str, float]]]:
         """For every class, its `k` most related classes as ``(name, probability)``, highest first."""

@@ -29,6 +29,7 @@ class RelationLoss(nn.Module):
     default_alpha: ClassVar[float] = 0.1
     requires_optimizer: ClassVar[bool] = False
     relation_weight_decay: ClassVar[float | None] = None
+    dense_hard_targets: ClassVar[bool] = True  # False: `compute`/`update` get target=None for hard labels
 
     def __init__(
         self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True
@@ -50,23 +51,34 @@ class RelationLoss(nn.Module):
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits32 = logits.float()
             labels = None if torch.is_floating_point(target) else target
-            dense = one_hot(target, self.num_classes) if labels is not None else target.float()
+            if labels is None:
+                dense: Tensor | None = target.float()
+            else:  # skip the [B, K] one-hot when the subclass works from class ids alone
+                dense = one_hot(target, self.num_classes) if self.dense_hard_targets else None
             per_sample = self.compute(logits32, dense, labels)
             if self.training:
                 with torch.no_grad():
                     self.update(logits32.detach(), dense, labels)
         return self._reduce(per_sample)
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
-        """Per-sample loss [B] from float32 logits, dense float32 targets [B, K] and class ids (None if soft)."""
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
+        """Per-sample loss [B] from float32 logits, dense float32 targets [B, K] and class ids (None if soft).
+
+        `target` is None for hard labels when the class sets ``dense_hard_targets = False``.
+        """
         raise NotImplementedError
 
-    def update(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> None:
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         """Training-time statistics hook (called under no_grad, only in `train()` mode)."""
 
     def relation_matrix(self) -> Tensor:
         """The current K×K row-stochastic class-relation matrix R (float32, detached)."""
         raise NotImplementedError
+
+    def relation_topk(self, n: int) -> tuple[Tensor, Tensor]:
+        """The `n` largest entries of each row of R: (class indices [K, n] long, probabilities [K, n] float32)."""
+        values, indices = self.relation_matrix().topk(min(n, self.num_classes), dim=-1)
+        return indices, values
 
     def target_matrix(self) -> Tensor:
         """Per-class targets (1-α)·I + α·R: row y is the full target of a sample of class y."""

@@ -16,8 +16,8 @@ def safe_log(x: Tensor) -> Tensor:
 
 
 def cross_entropy(target: Tensor, log_q: Tensor) -> Tensor:
-    """H(target, q) = -Σ_k target_k log q_k, per row."""
-    return -(target * log_q).sum(dim=-1)
+    """H(target, q) = -Σ_k target_k log q_k, per row (a fused row dot product: no [B, K] temporary)."""
+    return -torch.linalg.vecdot(target, log_q)
 
 
 def kl_divergence(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
@@ -50,6 +50,23 @@ def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Ten
 def mix(target: Tensor, smooth: Tensor, alpha: float) -> Tensor:
     """(1-α)·t + α·smooth."""
     return (1.0 - alpha) * target + alpha * smooth
+
+
+def mix_targets(target: Tensor | None, labels: Tensor | None, smooth: Tensor, alpha: float,
+                inplace: bool = False) -> Tensor:
+    """(1-α)·t + α·smooth; for hard labels (`labels` given) adds 1-α at each row's class, without a one-hot.
+
+    `inplace=True` reuses `smooth` (a fresh tensor that needs no gradient) and saves a [B, K] allocation.
+    """
+    if labels is None:
+        return mix(target, smooth, alpha)
+    scaled = smooth.mul_(alpha) if inplace else smooth * alpha  # fresh: the in-place scatter is autograd-safe
+    return scaled.scatter_add_(1, labels[:, None], scaled.new_full((len(labels), 1), 1.0 - alpha))
+
+
+def log_softmax_except(rows: Tensor, classes: Tensor) -> Tensor:
+    """log-softmax of `rows` [n, K] over the K-1 columns other than `classes` [n] (whose entry is -inf)."""
+    return rows.scatter(1, classes[:, None], float("-inf")).log_softmax(dim=-1)
 
 
 def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:

@@ -5,38 +5,80 @@ import torch
 from torch import Tensor, nn
 
 from ._registry import register_loss
+from ._sparse import SparseLogitsMixin, check_top_n
 from .base import RelationLoss
-from .functional import kl_divergence, mix, relation_targets, safe_log
+from .functional import kl_divergence, mix, mix_targets, relation_targets, safe_log
 
 
 @register_loss("lls")
-class LearnableLabelSmoothing(RelationLoss):
+class LearnableLabelSmoothing(SparseLogitsMixin, RelationLoss):
     """Target t = (1-α)·e_y + α·softmax(Q[y]); loss (KL(t‖p) + KL(p‖t)) / 2, gradients to the network and Q.
 
     This loss owns a parameter (`logits`, K×K, zero-initialised): **add `loss.parameters()` to the optimizer**
     (the paper trains Q with the network's optimizer), or Q never learns. Keep it out of weight decay
     (`no_weight_decay()` names it, as timm's optimizer factory expects).
+
+    Args:
+        num_classes: Number of classes K.
+        alpha: Smoothing weight (default 0.1).
+        top_n: Keep N learnable classes per row (`logits` K×N plus `tail_logits` K, see `_sparse`), the paper's
+            Sec. 6 proposal; ``None`` (default) is the dense K×K parameter. N = K equals the dense loss.
+        slot_init: K×N class ids to start the slots from (e.g. a prior's top-N); default: y, y+1, …, y+N-1 mod K.
+        refresh_every: Refresh the slots every N training batches (default: at each `end_epoch()`).
+        swap_fraction: At most this fraction of a row's slots is swapped per refresh.
+        candidates: Width of the per-row table of confused classes recorded between refreshes.
+        **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
     """
 
     default_alpha = 0.1
     requires_optimizer = True
     relation_weight_decay = 0.0  # the appendix pseudo-code applies no decay to Q
+    dense_hard_targets = False
+    include_self = True
 
-    def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:
+    def __init__(self, num_classes: int, alpha: float | None = None, top_n: int | None = None,
+                 slot_init: Tensor | None = None, refresh_every: int | None = None, swap_fraction: float = 0.125,
+                 candidates: int = 8, **kwargs) -> None:
         super().__init__(num_classes, alpha, **kwargs)
-        self.logits = nn.Parameter(torch.zeros(num_classes, num_classes))
+        self.top_n = check_top_n(top_n, num_classes, num_classes)
+        if self.top_n is None:
+            self.logits = nn.Parameter(torch.zeros(num_classes, num_classes))
+        else:
+            self._init_sparse(self.top_n, slot_init, refresh_every, swap_fraction, candidates)
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         """softmax(Q[classes]) in float32."""
-        return self.logits[classes].float().softmax(dim=-1)
+        if self.top_n is not None:
+            return self._sparse_log_rows(classes).exp()
+        return self.logits.index_select(0, classes).float().softmax(dim=-1)
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
+        log_p = logits.log_softmax(dim=-1)
+        if labels is not None:  # symmetric KL as one product: KL(t‖p) + KL(p‖t) = Σ (t - p)(log t - log p)
+            t = mix_targets(None, labels, self.relation_rows(labels), self.alpha)
+            return torch.linalg.vecdot(t - log_p.exp(), safe_log(t) - log_p) / 2
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        log_p, log_t = logits.log_softmax(dim=-1), safe_log(t)
+        log_t = safe_log(t)
         return (kl_divergence(t, log_t, log_p) + kl_divergence(log_p.exp(), log_p, log_t)) / 2
 
     def relation_matrix(self) -> Tensor:
+        if self.top_n is not None:
+            return self._sparse_relation_matrix()
         return self.logits.detach().float().softmax(dim=-1)
 
+    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """Largest entries of each row of R: (indices [K, n], values [K, n]); sparse: the slots (n <= top_n)."""
+        if self.top_n is not None:
+            return SparseLogitsMixin.relation_topk(self, n)
+        return RelationLoss.relation_topk(self, n or self.num_classes)
+
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
+        if self.top_n is not None:
+            self._observe_confusions(logits, labels if labels is not None else target.argmax(dim=-1))
+
+    def end_epoch(self) -> None:
+        if self.top_n is not None and self.refresh_every is None:
+            self.refresh()
+
     def no_weight_decay(self) -> set[str]:
-        return {"logits"}
+        return {"logits", "tail_logits"} if self.top_n is not None else {"logits"}

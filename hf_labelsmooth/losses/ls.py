@@ -14,6 +14,7 @@ class LabelSmoothing(RelationLoss):
     """Uniform label smoothing with ε = `alpha` (default 0.1); R has every entry 1/K."""
 
     default_alpha = 0.1
+    dense_hard_targets = False
 
     def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
         return F.cross_entropy(logits, labels if labels is not None else target, label_smoothing=self.alpha,

@@ -5,14 +5,16 @@ import torch
 from torch import Tensor
 
 from ._registry import register_loss
+from ._sparse import check_top_n
+from ._sparse_ols import SparseOLSMixin
 from .base import RelationLoss
-from .functional import cross_entropy, relation_targets
+from .functional import cross_entropy, mix_targets, relation_targets
 
 EMPTY_ROW_POLICIES = ("uniform", "keep")
 
 
 @register_loss("ols")
-class OnlineLabelSmoothing(RelationLoss):
+class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     """Loss α·CE(t, p) + (1-α)·H(t @ S, p) with S refreshed from averaged correct predictions (α default 0.5).
 
     During training, each correctly classified sample adds its detached probabilities to row `argmax t` of
@@ -26,41 +28,57 @@ class OnlineLabelSmoothing(RelationLoss):
         empty_row: Row of a class with no correct sample in the period: ``"uniform"`` (authors' code,
             SPEC.md) or ``"keep"`` (the previous row).
         freeze_threshold: Freeze a row once its maximum reaches this value (authors' fine-grained code: 0.88).
+        top_n: Keep only N classes per row of S and of A (memory O(K·N) instead of O(K²); see `_sparse_ols`).
+            ``None`` (default) is the dense K×K matrix.
+        buffer_factor: Sparse accumulator width, in multiples of `top_n` (more = closer to the dense top-N).
         **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
     """
 
     default_alpha = 0.5
+    dense_hard_targets = False
 
     def __init__(self, num_classes: int, alpha: float | None = None, update_every: int | None = None,
-                 empty_row: str = "uniform", freeze_threshold: float | None = None, **kwargs) -> None:
+                 empty_row: str = "uniform", freeze_threshold: float | None = None, top_n: int | None = None,
+                 buffer_factor: int = 2, **kwargs) -> None:
         super().__init__(num_classes, alpha, **kwargs)
         if update_every is not None and (not isinstance(update_every, int) or update_every < 1):
             raise ValueError(f"Expected `update_every` to be a positive integer or None but got {update_every!r}.")
         if empty_row not in EMPTY_ROW_POLICIES:
             raise ValueError(f"Expected `empty_row` in {EMPTY_ROW_POLICIES} but got {empty_row!r}.")
         self.update_every, self.empty_row, self.freeze_threshold = update_every, empty_row, freeze_threshold
+        self.top_n = check_top_n(top_n, num_classes, num_classes)
         k = num_classes
-        self.register_buffer("matrix", torch.full((k, k), 1.0 / k))
         self.register_buffer("frozen", torch.zeros(k, dtype=torch.bool))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        self.add_state("accumulator", torch.zeros(k, k))
+        if self.top_n is None:
+            self.register_buffer("matrix", torch.full((k, k), 1.0 / k))
+            self.add_state("accumulator", torch.zeros(k, k))
+        else:
+            self._init_sparse(self.top_n, buffer_factor)
         self.add_state("counts", torch.zeros(k))
 
     def relation_rows(self, classes: Tensor) -> Tensor:
-        return self.matrix[classes]
+        return self.matrix.index_select(0, classes) if self.top_n is None else self._sparse_rows(classes)
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         log_p = logits.log_softmax(dim=-1)
+        if labels is not None:  # one fused target α·e_y + (1-α)·S[y], one row dot product
+            t = mix_targets(None, labels, self.relation_rows(labels), 1.0 - self.alpha, inplace=True)
+            return cross_entropy(t, log_p)
         hard = cross_entropy(target, log_p)
         soft = cross_entropy(relation_targets(target, labels, self.relation_rows), log_p)
         return self.alpha * hard + (1.0 - self.alpha) * soft
 
-    def update(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> None:
-        probs = logits.softmax(dim=-1)
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         classes = labels if labels is not None else target.argmax(dim=-1)
-        correct = probs.argmax(dim=-1) == classes
-        self.accumulator.index_add_(0, classes[correct], probs[correct])
-        self.counts.index_add_(0, classes[correct], torch.ones_like(classes[correct], dtype=torch.float32))
+        correct = logits.argmax(dim=-1) == classes  # argmax of the logits = argmax of the probabilities
+        classes = classes[correct]
+        probs = logits[correct].softmax(dim=-1)
+        if self.top_n is None:
+            self.accumulator.index_add_(0, classes, probs)
+        else:
+            self._sparse_accumulate(probs, classes)
+        self.counts.index_add_(0, classes, torch.ones_like(classes, dtype=torch.float32))
         self.steps += 1
         if self.update_every is not None and int(self.steps) % self.update_every == 0:
             self.swap()
@@ -73,6 +91,11 @@ class OnlineLabelSmoothing(RelationLoss):
     @torch.no_grad()
     def swap(self) -> None:
         """Sum A across processes, normalise its rows into S (empty rows per `empty_row`), zero A."""
+        if self.top_n is not None:
+            self._sparse_sync()
+            self._sparse_swap(self.counts > 0)
+            self.counts.zero_()
+            return
         self.sync_states()
         seen = self.counts > 0
         rows = self.accumulator / self.accumulator.sum(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -86,4 +109,13 @@ class OnlineLabelSmoothing(RelationLoss):
         self.counts.zero_()
 
     def relation_matrix(self) -> Tensor:
+        if self.top_n is not None:
+            return self._sparse_relation_matrix()
         return self.matrix.detach().float().clone()
+
+    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """Top entries of each row of S: (indices [K, n], values [K, n]); sparse: the slots (n <= top_n)."""
+        if self.top_n is not None:
+            return SparseOLSMixin.relation_topk(self, n)
+        values, indices = self.matrix.topk(min(n or self.num_classes, self.num_classes), dim=-1)
+        return indices, values.clone()

@@ -1,0 +1,94 @@
+"""Training-step overhead of each loss vs plain cross-entropy: timm resnet18, K=1000, 224 px, CPU.
+
+Run: ``python benchmarks/step_overhead.py`` (a few minutes). Writes ``results_step_overhead.md``. One step is
+forward, loss, backward and an SGD step (the network's and, for lspp/lls, the loss's K×K parameter). Steps are
+interleaved: every round times one cross-entropy step right before each loss's step (shuffled order), and the
+ratio is the median over rounds of (loss step / cross-entropy step). Target: <= 1.01.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import timm
+import torch
+import torch.nn.functional as F
+
+from hf_labelsmooth import create_loss
+
+LOSSES = ("ls", "ols", "lspp", "lls")
+
+
+def make_step(name: str, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    """One training step with loss `name` ("ce" = F.cross_entropy)."""
+    loss_fn = create_loss(name, 1000).train() if name != "ce" else None
+    params = list(model.parameters()) + (list(loss_fn.parameters()) if loss_fn is not None else [])
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=1e-4)
+
+    def step() -> None:
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels) if loss_fn is None else loss_fn(logits, labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
+def timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_step_overhead.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", pretrained=False, num_classes=1000).train()
+    images, labels = torch.randn(args.batch, 3, 224, 224), torch.randint(0, 1000, (args.batch,))
+    steps = {n: make_step(n, model, images, labels) for n in ("ce", *LOSSES)}
+    for fn in steps.values():
+        fn()
+    ratios: dict[str, list[float]] = {n: [] for n in LOSSES}
+    ce_times: list[float] = []
+    for _ in range(args.rounds):
+        order = list(LOSSES)
+        random.shuffle(order)
+        for n in order:
+            ce = timed(steps["ce"])
+            ratios[n].append(timed(steps[n]) / ce)
+            ce_times.append(ce)
+    lines = [
+        "# Training-step overhead vs cross-entropy (timm resnet18, K=1000, 224 px)",
+        "",
+        f"Batch {args.batch}, CPU, {args.threads} thread(s), {args.rounds} interleaved rounds; forward + loss + "
+        f"backward + SGD step; torch {torch.__version__}, timm {timm.__version__}, "
+        f"{platform.processor() or platform.machine()}. Median cross-entropy step: "
+        f"{statistics.median(ce_times) * 1e3:.0f} ms. Target: ratio <= 1.01.",
+        "",
+        "| loss | median ratio | IQR of per-round ratios | target met |",
+        "|---|---|---|---|",
+    ]
+    for n in LOSSES:
+        q = statistics.quantiles(ratios[n], n=4)
+        med = statistics.median(ratios[n])
+        lines.append(f"| {n} | {med:.3f} | {q[0]:.3f}–{q[2]:.3f} | {'yes' if med <= 1.01 else 'no'} |")
+    text = "\n".join(lines) + "\n"
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(args.out)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

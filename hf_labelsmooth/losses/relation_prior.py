@@ -1,0 +1,70 @@
+"""Relation prior: cross-entropy against fixed targets built from a given class-relation matrix (LLS-ST, PT-LS++)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from ._registry import register_loss
+from .base import RelationLoss
+from .functional import cross_entropy, mix, relation_targets
+
+
+def _as_matrix(matrix: Any, num_classes: int) -> Tensor:
+    """Take the K×K tensor from a Tensor or any object with a `.matrix` tensor, and validate it."""
+    tensor = getattr(matrix, "matrix", matrix)
+    if not isinstance(tensor, Tensor):
+        raise ValueError("Expected `matrix` to be a K×K torch.Tensor or an object with a `.matrix` tensor (e.g. "
+                         f"ClassRelationMatrix.from_pretrained(...)) but got {type(matrix).__name__}.")
+    if tuple(tensor.shape) != (num_classes, num_classes) or not torch.is_floating_point(tensor):
+        raise ValueError(f"Expected a floating-point relation matrix of shape ({num_classes}, {num_classes}) but got "
+                         f"{tuple(tensor.shape)} ({tensor.dtype}). Build the loss with num_classes equal to the "
+                         "matrix's K, or take matrix.subset(dataset_label_names).")
+    m = tensor.detach().float()
+    sums = m.double().sum(-1)
+    if not bool(torch.isfinite(m).all()) or bool((m < 0).any()) or not bool(((sums - 1).abs() <= 1e-4).all()):
+        raise ValueError(f"Expected a finite non-negative relation matrix with rows summing to 1 but got row sums "
+                         f"{sums[:8].tolist()}. Normalise the rows (m / m.sum(-1, keepdim=True)).")
+    return m.clone()
+
+
+@register_loss("relation_prior")
+class RelationPrior(RelationLoss):
+    """Fixed targets t = (1-α)·e_y + α·M[y] from a given matrix M, loss H(t, p) = -Σ_k t_k log p_k.
+
+    This is how a learned matrix is reused as a teacher-free prior: LLS-ST (LLS Sec. 5.3, β = 0, T = 1) and
+    PT-LS++ (LS++ Sec. 5.3) train a student with plain CE against these targets. Soft targets t₀ (Mixup)
+    become (1-α)·t₀ + α·t₀ @ M. M is a buffer: nothing to optimise.
+
+    Args:
+        num_classes: K; must match the matrix.
+        alpha: Weight of the prior. Default 0.1 (the α of both source methods, SPEC.md); α = 1 uses M[y] alone.
+        matrix: K×K row-stochastic tensor, or an object with `.matrix` (e.g. a `ClassRelationMatrix`).
+        label_names: Optional dataset label names; when given and `matrix` has `check_label_names`, they are
+            checked against the matrix's names (a ValueError naming the fix on mismatch).
+        **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
+    """
+
+    default_alpha = 0.1
+
+    def __init__(self, num_classes: int, alpha: float | None = None, matrix: Any = None,
+                 label_names: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(num_classes, alpha, **kwargs)
+        if matrix is None:
+            raise ValueError("Expected a `matrix` (K×K tensor or ClassRelationMatrix) for 'relation_prior' but got "
+                             "None. Pass matrix=ClassRelationMatrix.from_pretrained(path_or_repo).")
+        if label_names is not None and hasattr(matrix, "check_label_names"):
+            matrix.check_label_names(label_names)
+        self.register_buffer("matrix", _as_matrix(matrix, self.num_classes))
+        self.label_names = list(getattr(matrix, "label_names", None) or label_names or []) or None
+
+    def relation_rows(self, classes: Tensor) -> Tensor:
+        return self.matrix[classes]
+
+    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
+        return cross_entropy(t, logits.log_softmax(dim=-1))
+
+    def relation_matrix(self) -> Tensor:
+        return self.matrix.detach().float().clone()

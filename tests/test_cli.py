@@ -1,0 +1,51 @@
+"""`hf-labelsmooth show`: printed top related classes, heatmap file, errors, entry point."""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import pytest
+import torch
+
+from hf_labelsmooth import ClassRelationMatrix
+from hf_labelsmooth.cli import build_parser, main
+
+NAMES = ["cat", "dog", "car"]
+M = torch.tensor([[0.2, 0.7, 0.1], [0.6, 0.1, 0.3], [0.05, 0.15, 0.8]])
+
+
+@pytest.fixture()
+def saved_dir(tmp_path):
+    ClassRelationMatrix(M, NAMES, method="ols", alpha=0.5, dataset="toy").save_pretrained(tmp_path / "m", card=False)
+    return tmp_path / "m"
+
+
+def test_show_prints_top_related_and_writes_png(saved_dir, tmp_path, capsys):
+    png = tmp_path / "heat.png"
+    assert main(["show", str(saved_dir), "--top", "1", "--png", str(png)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "class-relation matrix: K=3, method=ols, alpha=0.5, dataset=toy"
+    assert out[2:5] == ["  cat  dog (0.700)", "  dog  cat (0.600)", "  car  dog (0.150)"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_show_default_top_is_capped_at_k_minus_1(saved_dir, capsys):
+    assert main(["show", str(saved_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "top 2 related classes" in lines[1]
+    assert lines[2] == "  cat  dog (0.700), car (0.100)"
+
+
+def test_show_errors_are_messages(tmp_path, saved_dir, capsys):
+    assert main(["show", str(tmp_path / "missing")]) == 1
+    assert "error: Expected a directory" in capsys.readouterr().err
+    (saved_dir / "relation_matrix.safetensors").write_bytes(b"\x00\x01")
+    assert main(["show", str(saved_dir)]) == 1
+    assert "corrupt or truncated" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["nope"])
+
+
+def test_console_entry_point_is_main():
+    scripts = entry_points(group="console_scripts")
+    (script,) = [ep for ep in scripts if ep.name == "hf-labelsmooth"]
+    assert script.value == "hf_labelsmooth.cli:main" and script.load() is main

@@ -1,0 +1,149 @@
+"""LabelSmoothingTrainer end to end on real images (scikit-learn digits) with a tiny ConvNeXt built from a config."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import ConvNextForImageClassification, TrainerCallback
+
+from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer
+from trainer_digits import DigitsDataset, LABELS, digits_args, record_loss_inputs, tiny_model, train_digits
+
+pytestmark = pytest.mark.slow
+K = 10
+
+
+def _losses(trainer: LabelSmoothingTrainer) -> list[float]:
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+def _assert_decreases(trainer: LabelSmoothingTrainer) -> None:
+    losses = _losses(trainer)
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < first - 0.05, f"loss did not decrease: {losses}"
+
+
+@pytest.mark.parametrize("method", ["ce", "ls", "ols", "lspp", "lls"])
+def test_each_method_trains(tmp_path, method: str) -> None:
+    trainer = train_digits(str(tmp_path), method, n_train=512, num_train_epochs=3)
+    _assert_decreases(trainer)
+    matrix = trainer.relation_loss.relation_matrix()
+    assert torch.allclose(matrix.sum(-1), torch.ones(K), atol=1e-5)
+    logged = [h for h in trainer.state.log_history if "loss" in h][-1]
+    if method != "ols":  # OLS swaps at the epoch end, after the last log
+        assert logged["relation_offdiag_mass"] == pytest.approx(float((1 - matrix.diagonal()).mean()), abs=1e-5)
+    assert "relation_entropy" in logged
+    if method == "ce":
+        assert torch.equal(matrix, torch.eye(K))
+    if method in ("lspp", "lls"):  # learnable: moved away from the zero-logit initialisation
+        start = torch.full((K, K), 1 / (K - 1)).fill_diagonal_(0) if method == "lspp" else torch.full((K, K), 1 / K)
+        assert (matrix - start).abs().max() > 1e-3
+        assert all(p.grad is None for p in trainer.relation_loss.parameters())  # zeroed after each step
+    if method == "lspp":
+        assert torch.all(matrix.diagonal() == 0)
+
+
+def test_ols_rows_are_averaged_correct_predictions(tmp_path) -> None:
+    trainer = LabelSmoothingTrainer(model=tiny_model(), args=digits_args(str(tmp_path), "ols", 32, num_train_epochs=1),
+                                    train_dataset=DigitsDataset(512))
+    calls = record_loss_inputs(trainer)
+    trainer.train()
+    assert len(calls) == 16
+    acc, counts = torch.zeros(K, K), torch.zeros(K)
+    for logits, labels in calls:
+        probs = logits.softmax(-1)
+        ok = probs.argmax(-1) == labels
+        acc.index_add_(0, labels[ok], probs[ok])
+        counts.index_add_(0, labels[ok], torch.ones(int(ok.sum())))
+    expected = torch.where(counts[:, None] > 0, acc / acc.sum(-1, keepdim=True).clamp_min(1e-12),
+                           torch.full((K, K), 1 / K))
+    assert counts.sum() > 0
+    assert torch.allclose(trainer.relation_loss.matrix, expected, atol=1e-5)
+    before = trainer.relation_loss.accumulator.clone()
+    trainer.evaluate(DigitsDataset(64, offset=1000))  # evaluation must not touch the statistics
+    assert torch.equal(trainer.relation_loss.accumulator, before)
+
+
+def test_ols_update_every_counts_optimizer_steps(tmp_path) -> None:
+    trainer = LabelSmoothingTrainer(
+        model=tiny_model(), train_dataset=DigitsDataset(256),
+        args=digits_args(str(tmp_path), "ols", 16, num_train_epochs=1, gradient_accumulation_steps=2,
+                         ols_update_every=3))
+    swaps = []
+    trainer.relation_loss.swap = (lambda orig: lambda: (swaps.append(trainer.state.global_step), orig())[1])(
+        trainer.relation_loss.swap)
+    trainer.train()
+    assert trainer.state.global_step == 8
+    assert swaps == [3, 6]  # no swap at the epoch end either
+
+
+def test_relation_param_group(tmp_path) -> None:
+    for method, decay in (("lspp", 0.05), ("lls", 0.0)):
+        trainer = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(64),
+                                        args=digits_args(str(tmp_path), method, 32, weight_decay=0.05, relation_lr=0.3))
+        optimizer = trainer.create_optimizer()
+        group = optimizer.param_groups[-1]
+        assert group["params"] == [trainer.relation_loss.logits]
+        assert group["lr"] == 0.3 and group["weight_decay"] == decay
+        assert sum(p is trainer.relation_loss.logits for g in optimizer.param_groups for p in g["params"]) == 1
+
+
+def test_bf16_on_cpu_finite(tmp_path) -> None:
+    trainer = train_digits(str(tmp_path), "lls", n_train=128, num_train_epochs=1, bf16=True)
+    losses = _losses(trainer)
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    assert torch.isfinite(trainer.relation_loss.logits).all()
+
+
+def test_export_writes_matrix_and_clean_model(tmp_path) -> None:
+    trainer = train_digits(str(tmp_path / "run"), "lls", n_train=128, num_train_epochs=1)
+    out = tmp_path / "final"
+    trainer.save_model(str(out))
+    _, info = ConvNextForImageClassification.from_pretrained(str(out), output_loading_info=True)
+    assert not info["unexpected_keys"] and not info["missing_keys"]
+    with safe_open(str(out / "relation_matrix.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["label_names"]) == LABELS
+        assert torch.allclose(f.get_tensor("relation_matrix"), trainer.relation_loss.relation_matrix())
+    loaded = ClassRelationMatrix.from_pretrained(out / "relation_matrix")
+    assert loaded.label_names == LABELS and loaded.method == "lls"
+    prior = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(64),
+                                  args=digits_args(str(tmp_path / "p"), "ce", 32, relation_matrix=str(out / "relation_matrix")))
+    assert prior.relation_loss.name == "relation_prior"
+    assert torch.allclose(prior.relation_loss.relation_matrix(), loaded.matrix)
+    model = tiny_model()
+    model.config.id2label = {i: f"digit{i}" for i in range(K)}
+    with pytest.raises(ValueError, match="label names"):
+        LabelSmoothingTrainer(model=model, train_dataset=DigitsDataset(64),
+                              args=digits_args(str(tmp_path / "q"), "relation_prior", 32,
+                                               relation_matrix=str(out / "relation_matrix")))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _CrashAfterSave(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise _Interrupt
+
+
+@pytest.mark.parametrize("method", ["ols", "lls"])
+def test_resume_mid_epoch_gives_same_matrix(tmp_path, method: str) -> None:
+    kwargs = dict(n_train=256, num_train_epochs=2, save_strategy="steps", save_steps=5)
+    full = train_digits(str(tmp_path / "full"), method, **kwargs)
+    args = digits_args(str(tmp_path / "cut"), method, 32, num_train_epochs=2, save_strategy="steps", save_steps=5)
+    crashing = LabelSmoothingTrainer(model=tiny_model(), args=args, train_dataset=DigitsDataset(256),
+                                     callbacks=[_CrashAfterSave()])
+    with pytest.raises(_Interrupt):
+        crashing.train()
+    assert crashing.state.global_step == 5  # mid-epoch (8 steps per epoch)
+    checkpoint = tmp_path / "cut" / "checkpoint-5"
+    assert (checkpoint / "relation_loss.safetensors").is_file()
+    resumed = LabelSmoothingTrainer(model=tiny_model(seed=1), args=args, train_dataset=DigitsDataset(256))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == full.state.global_step == 16
+    start = torch.full((K, K), 1 / K)
+    assert (full.relation_loss.relation_matrix() - start).abs().max() > 1e-3
+    assert torch.allclose(resumed.relation_loss.relation_matrix(), full.relation_loss.relation_matrix(), atol=1e-5)

@@ -1,0 +1,98 @@
+"""Tiny ConvNeXt on scikit-learn's digits with `LabelSmoothingTrainer`: helpers for the tests, and a torchrun script.
+
+As a script (``torchrun --nproc_per_node 2 tests/trainer_digits.py OUT METHOD... --batch B``) it trains each
+method and writes ``OUT/{method}.rank{r}.pt`` holding the final matrix and model weights of every rank.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from torch.utils.data import Dataset
+from transformers import ConvNextConfig, ConvNextForImageClassification
+
+from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
+
+LABELS = [str(i) for i in range(10)]
+
+
+class DigitsDataset(Dataset):
+    """The first `n` digits (8×8, upscaled ×2 to 16×16, standardised) as ``{"pixel_values", "labels"}``."""
+
+    def __init__(self, n: int, offset: int = 0) -> None:
+        digits = load_digits()
+        images = (digits.images[offset:offset + n].astype(np.float32) - 4.9) / 6.0
+        images = images.repeat(2, axis=1).repeat(2, axis=2)
+        self.pixels = torch.from_numpy(images)[:, None]
+        self.labels = torch.from_numpy(digits.target[offset:offset + n].astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.pixels[i], "labels": self.labels[i]}
+
+
+def tiny_model(seed: int = 0) -> ConvNextForImageClassification:
+    """A 2-stage ConvNeXt (widths 32/64, LayerNorm only, no drop path) for 1×16×16 images and 10 classes."""
+    torch.manual_seed(seed)
+    config = ConvNextConfig(num_channels=1, patch_size=2, num_stages=2, hidden_sizes=[32, 64], depths=[1, 1],
+                            drop_path_rate=0.0, num_labels=10, id2label=dict(enumerate(LABELS)),
+                            label2id={n: i for i, n in enumerate(LABELS)})
+    return ConvNextForImageClassification(config)
+
+
+def digits_args(out: str, method: str, batch: int, **overrides: Any) -> LabelSmoothingTrainingArguments:
+    """Deterministic CPU arguments: no shuffling differences, logging every step, no saving or reporting."""
+    kwargs = dict(output_dir=out, label_smoothing_method=method, per_device_train_batch_size=batch,
+                  num_train_epochs=2, learning_rate=5e-3, relation_lr=0.05, weight_decay=0.0, logging_steps=1,
+                  save_strategy="no", report_to="none", use_cpu=True, seed=0, dataloader_num_workers=0,
+                  disable_tqdm=True, max_grad_norm=0.0, log_level="error")
+    kwargs.update(overrides)
+    return LabelSmoothingTrainingArguments(**kwargs)
+
+
+def train_digits(out: str, method: str, batch: int = 32, n_train: int = 256, **overrides: Any) -> LabelSmoothingTrainer:
+    """Train the tiny ConvNeXt on `n_train` digits with `method`; returns the trainer after `train()`."""
+    trainer = LabelSmoothingTrainer(model=tiny_model(), args=digits_args(out, method, batch, **overrides),
+                                    train_dataset=DigitsDataset(n_train))
+    trainer.train()
+    return trainer
+
+
+def record_loss_inputs(trainer: LabelSmoothingTrainer) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Record (logits, labels) of every training-mode call of the trainer's loss."""
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if module.training:
+            calls.append((args[0].detach().float().clone(), args[1].detach().clone()))
+
+    trainer.relation_loss.register_forward_hook(hook)
+    return calls
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("methods", nargs="+")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--world_size", type=int, default=2)
+    opts = parser.parse_args(argv)
+    for method in opts.methods:
+        trainer = train_digits(os.path.join(opts.out, method), method, batch=opts.batch, n_train=128)
+        rank = trainer.args.process_index
+        assert trainer.args.world_size == opts.world_size, f"rank {rank}: world size {trainer.args.world_size}"
+        state = {"matrix": trainer.relation_loss.relation_matrix(),
+                 **{f"model.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()},
+                 "losses": torch.tensor([h["loss"] for h in trainer.state.log_history if "loss" in h])}
+        torch.save(state, os.path.join(opts.out, f"{method}.rank{rank}.pt"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
