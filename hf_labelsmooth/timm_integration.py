@@ -1,4 +1,4 @@
-"""timm integration: `create_classification_loss` (timm's loss types plus ours) and a task that trains learnable matrices.
+"""timm integration: `create_classification_loss` (timm's types plus ours) and a task training learnable matrices.
 
 timm's ``train.py`` builds its criterion with ``timm.loss.create_classification_loss`` (a closed list of names) and
 wraps only ``task.trainable_module`` in DDP, building the optimizer from the model alone. A loss that owns an
@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from timm.loss import LOSS_TYPES as TIMM_LOSS_TYPES
 from timm.loss import create_classification_loss as timm_create_classification_loss
 from timm.task import ClassificationTask, TrainingTask
@@ -71,8 +72,8 @@ def create_classification_loss(
         if loss_type is not None and loss_type not in TIMM_LOSS_TYPES:
             raise ValueError(f"Expected a loss type in {list_classification_loss_types()} but got {loss_type!r}.")
         if alpha is not None:
-            raise ValueError(f"Expected alpha=None for timm's loss type {loss_type!r} but got {alpha}: alpha (--ls-alpha) "
-                             "sets relation losses; use smoothing (--smoothing) with timm's types.")
+            raise ValueError(f"Expected alpha=None for timm's loss type {loss_type!r} but got {alpha}: alpha "
+                             "(--ls-alpha) sets relation losses; use smoothing (--smoothing) with timm's types.")
         return timm_create_classification_loss(loss_type, smoothing=smoothing, soft_targets=soft_targets, **kwargs)
     if num_classes is None:
         raise ValueError(f"Expected `num_classes` (the model's output size) for loss {loss_type!r} but got None.")
@@ -93,17 +94,17 @@ class RelationTrainableModule(nn.Module):
 
     Args:
         model: The timm model.
-        criterion: A loss owning parameters (LS++, LLS). It must not own summed per-process state (DDP would
-            broadcast rank 0's buffers over the other ranks' before every forward).
+        criterion: A loss owning parameters (LS++, LLS). Its buffers (per-process statistics such as sparse
+            candidate scores) are excluded from DDP's buffer broadcast, which would otherwise overwrite every
+            rank's with rank 0's before each forward; the loss synchronises them itself.
     """
 
     def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
         super().__init__()
-        if isinstance(criterion, RelationLoss) and criterion._reduced_states:
-            raise ValueError(f"Expected a learnable loss without per-process statistics but got {criterion.name!r} "
-                             f"with {criterion._reduced_states}; DDP's buffer broadcast would overwrite them.")
         self.model = model
         self.criterion = criterion
+        buffers = [f"criterion.{name}" for name, _ in criterion.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, buffers)
 
     def no_weight_decay(self) -> set[str]:
         model = unwrap_model(self.model)

@@ -1,4 +1,4 @@
-"""Command-line flags of ``train_scripts/train_timm.py``: timm ``train.py``'s names and defaults plus the relation flags."""
+"""Flags of ``train_scripts/train_timm.py``: timm ``train.py``'s names and defaults, plus the relation-loss flags."""
 from __future__ import annotations
 
 import argparse
@@ -16,12 +16,14 @@ _MODEL = [("--model", str, "resnet50", None), ("--pretrained", bool, False, None
           ("--num-classes", int, None, "number of classes (default: the dataset's)"),
           ("--img-size", int, None, None), ("--crop-pct", float, None, "validation center-crop fraction"),
           ("--interpolation", str, "", None), ("--batch-size", int, 128, "batch size per process"),
-          ("--validation-batch-size", int, None, None), ("--drop", float, 0.0, None), ("--drop-path", float, None, None),
+          ("--validation-batch-size", int, None, None), ("--drop", float, 0.0, None),
+          ("--drop-path", float, None, None),
           ("--resume", str, "", "resume model, loss, optimizer and EMA state from this checkpoint"),
           ("--no-resume-opt", bool, False, None)]
 _OPT = [("--opt", str, "sgd", None), ("--opt-eps", float, None, None), ("--momentum", float, 0.9, None),
         ("--weight-decay", float, 2e-5, None), ("--clip-grad", float, None, None), ("--clip-mode", str, "norm", None),
-        ("--layer-decay", float, None, None), ("--sched", str, "cosine", None), ("--sched-on-updates", bool, False, None),
+        ("--layer-decay", float, None, None), ("--sched", str, "cosine", None),
+        ("--sched-on-updates", bool, False, None),
         ("--lr", float, None, "learning rate (default: lr-base * global batch / lr-base-size)"),
         ("--lr-base", float, 0.1, None), ("--lr-base-size", int, 256, None), ("--warmup-lr", float, 1e-5, None),
         ("--min-lr", float, 0.0, None), ("--epochs", int, 300, None), ("--start-epoch", int, None, None),
@@ -95,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.loss_type == "relation_prior") != (args.relation_matrix is not None):
         parser.error(f"Expected --relation-matrix together with --loss-type relation_prior but got --loss-type "
                      f"{args.loss_type} and --relation-matrix {args.relation_matrix}. Pass both or neither.")
+    if args.ols_update_every is not None and args.loss_type != "ols":
+        parser.error(f"Expected --loss-type ols with --ols-update-every but got --loss-type {args.loss_type}.")
     if args.relation_weight_decay < 0:
         args.relation_weight_decay = None
     return args

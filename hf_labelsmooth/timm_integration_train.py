@@ -34,6 +34,8 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> None:
 def dataset_class_names(dataset: Dataset) -> list[str]:
     """Class names of a timm ImageFolder dataset, in label-index order."""
     class_to_idx = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
+    if not class_to_idx and getattr(dataset, "classes", None):  # torchvision datasets (--dataset torch/...)
+        return [str(name) for name in dataset.classes]
     if not class_to_idx:
         raise ValueError(f"Expected an ImageFolder-style dataset with reader.class_to_idx but got "
                          f"{type(dataset).__name__}. Use --dataset '' (ImageFolder) or pass --class-map.")
@@ -133,7 +135,8 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp_aut
     metrics = {"loss": float(totals[0]) / count, "top1": 100 * float(totals[1]) / count,
                "top5": 100 * float(totals[2]) / count}
     if verbose:
-        _logger.info(f"Test{log_suffix}: loss {metrics['loss']:.4f} top1 {metrics['top1']:.2f} top5 {metrics['top5']:.2f}")
+        _logger.info(f"Test{log_suffix}: loss {metrics['loss']:.4f} top1 {metrics['top1']:.2f} "
+                     f"top5 {metrics['top5']:.2f}")
     return metrics
 
 

@@ -137,11 +137,12 @@ def test_task_keeps_stateful_loss_outside_ddp_and_round_trips_its_state() -> Non
     assert int(fresh_loss.steps) == int(loss.steps) == 1
 
 
-def test_learnable_loss_with_summed_state_is_refused() -> None:
+def test_learnable_loss_buffers_are_kept_out_of_ddp_buffer_broadcast() -> None:
     loss = create_classification_loss("lls", num_classes=K)
     loss.add_state("accumulator", torch.zeros(K))
-    with pytest.raises(ValueError, match="per-process statistics"):
-        RelationTrainableModule(_model(), loss)
+    wrapper = RelationTrainableModule(_model(), loss)
+    ignored = set(wrapper._ddp_params_and_buffers_to_ignore)
+    assert ignored == {"criterion.accumulator"}  # the model's buffers (if any) stay broadcast, as in timm
 
 
 @pytest.mark.parametrize("weight_decay,expected", [(0.0, 0.0), (0.3, 0.3), (None, 0.05)])
@@ -165,3 +166,5 @@ def test_flags_resolve_smoothing_per_loss_and_check_relation_matrix() -> None:
         parse_args(["--data-dir", "d", "--loss-type", "ols", "--relation-matrix", "m"])
     with pytest.raises(SystemExit):
         parse_args(["--data-dir", "d", "--loss-type", "relation_prior"])
+    with pytest.raises(SystemExit):
+        parse_args(["--data-dir", "d", "--loss-type", "lls", "--ols-update-every", "5"])

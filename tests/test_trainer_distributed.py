@@ -29,7 +29,7 @@ def two_process_run(tmp_path_factory) -> Path:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), str(HERE / "trainer_digits.py"), str(out), *METHODS,
-           "--batch", "16", "--world_size", "2"]
+           "--batch", "16", "--world_size", "2", "--resume_check"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
@@ -48,3 +48,13 @@ def test_two_processes_equal_one(tmp_path, two_process_run: Path, method: str) -
         assert torch.allclose(state["losses"], logged, atol=1e-4)  # same loss scale (no × world size)
     moved = single.relation_loss.relation_matrix() - ranks[0]["matrix"].new_full((10, 10), 0.1)
     assert moved.abs().max() > 1e-3
+
+
+
+@pytest.mark.parametrize("method", ["ols", "lls"])
+def test_two_processes_resumed_mid_epoch_equal_one(tmp_path, two_process_run: Path, method: str) -> None:
+    """Crash after the step-3 checkpoint (of 4 per epoch), resume on 2 processes: same matrix as 1 uninterrupted."""
+    single = train_digits(str(tmp_path), method, batch=32, n_train=128)
+    for rank in range(2):
+        resumed = torch.load(two_process_run / f"{method}.resumed.rank{rank}.pt")
+        assert torch.allclose(resumed["matrix"], single.relation_loss.relation_matrix(), atol=1e-5)

@@ -6,10 +6,11 @@ import json
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import ConvNextForImageClassification, TrainerCallback
+from transformers import ConvNextForImageClassification
 
 from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer
-from trainer_digits import DigitsDataset, LABELS, digits_args, record_loss_inputs, tiny_model, train_digits
+from trainer_digits import (DigitsDataset, LABELS, digits_args, interrupted_then_resumed, record_loss_inputs,
+                            tiny_model, train_digits)
 
 pytestmark = pytest.mark.slow
 K = 10
@@ -27,7 +28,7 @@ def _assert_decreases(trainer: LabelSmoothingTrainer) -> None:
 
 @pytest.mark.parametrize("method", ["ce", "ls", "ols", "lspp", "lls"])
 def test_each_method_trains(tmp_path, method: str) -> None:
-    trainer = train_digits(str(tmp_path), method, n_train=512, num_train_epochs=3)
+    trainer = train_digits(str(tmp_path), method, n_train=256, num_train_epochs=3)
     _assert_decreases(trainer)
     matrix = trainer.relation_loss.relation_matrix()
     assert torch.allclose(matrix.sum(-1), torch.ones(K), atol=1e-5)
@@ -108,8 +109,8 @@ def test_export_writes_matrix_and_clean_model(tmp_path) -> None:
         assert torch.allclose(f.get_tensor("relation_matrix"), trainer.relation_loss.relation_matrix())
     loaded = ClassRelationMatrix.from_pretrained(out / "relation_matrix")
     assert loaded.label_names == LABELS and loaded.method == "lls"
-    prior = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(64),
-                                  args=digits_args(str(tmp_path / "p"), "ce", 32, relation_matrix=str(out / "relation_matrix")))
+    prior_args = digits_args(str(tmp_path / "p"), "ce", 32, relation_matrix=str(out / "relation_matrix"))
+    prior = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(64), args=prior_args)
     assert prior.relation_loss.name == "relation_prior"
     assert torch.allclose(prior.relation_loss.relation_matrix(), loaded.matrix)
     model = tiny_model()
@@ -120,30 +121,51 @@ def test_export_writes_matrix_and_clean_model(tmp_path) -> None:
                                                relation_matrix=str(out / "relation_matrix")))
 
 
-class _Interrupt(Exception):
-    pass
-
-
-class _CrashAfterSave(TrainerCallback):
-    def on_save(self, args, state, control, **kwargs):
-        raise _Interrupt
-
-
 @pytest.mark.parametrize("method", ["ols", "lls"])
 def test_resume_mid_epoch_gives_same_matrix(tmp_path, method: str) -> None:
-    kwargs = dict(n_train=256, num_train_epochs=2, save_strategy="steps", save_steps=5)
-    full = train_digits(str(tmp_path / "full"), method, **kwargs)
-    args = digits_args(str(tmp_path / "cut"), method, 32, num_train_epochs=2, save_strategy="steps", save_steps=5)
-    crashing = LabelSmoothingTrainer(model=tiny_model(), args=args, train_dataset=DigitsDataset(256),
-                                     callbacks=[_CrashAfterSave()])
-    with pytest.raises(_Interrupt):
-        crashing.train()
-    assert crashing.state.global_step == 5  # mid-epoch (8 steps per epoch)
-    checkpoint = tmp_path / "cut" / "checkpoint-5"
-    assert (checkpoint / "relation_loss.safetensors").is_file()
-    resumed = LabelSmoothingTrainer(model=tiny_model(seed=1), args=args, train_dataset=DigitsDataset(256))
-    resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert resumed.state.global_step == full.state.global_step == 16
+    full = train_digits(str(tmp_path / "full"), method, n_train=128, save_strategy="steps", save_steps=3)
+    resumed = interrupted_then_resumed(str(tmp_path / "cut"), method, 32, 128, save_steps=3)  # 4 steps per epoch
+    assert (tmp_path / "cut" / "checkpoint-3" / "relation_loss.safetensors").is_file()
+    assert resumed.state.global_step == full.state.global_step == 8
     start = torch.full((K, K), 1 / K)
     assert (full.relation_loss.relation_matrix() - start).abs().max() > 1e-3
     assert torch.allclose(resumed.relation_loss.relation_matrix(), full.relation_loss.relation_matrix(), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lspp", "lls"])
+def test_gradient_accumulation_matches_one_large_batch(tmp_path, method: str) -> None:
+    """Loss = sum / num_items_in_batch: 2 accumulated batches of 16 step exactly like one batch of 32."""
+    large = train_digits(str(tmp_path / "large"), method, batch=32, n_train=128)
+    accumulated = train_digits(str(tmp_path / "ga"), method, batch=16, n_train=128, gradient_accumulation_steps=2)
+    assert accumulated.state.global_step == large.state.global_step == 8
+    assert torch.allclose(accumulated.relation_loss.relation_matrix(), large.relation_loss.relation_matrix(), atol=1e-5)
+    for (name, a), b in zip(accumulated.model.state_dict().items(), large.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+    assert torch.allclose(torch.tensor(_losses(accumulated)), torch.tensor(_losses(large)), atol=1e-4)
+
+
+def test_image_script_imagefolder(tmp_path, monkeypatch) -> None:
+    """run_image_classification.py on digits PNG folders (imagefolder) with a local ConvNeXt checkpoint."""
+    from trainer_data import make_digits_imagefolder, make_tiny_convnext
+    from trainer_scripts import check_method_result, run_script
+
+    data = make_digits_imagefolder(tmp_path / "digits", n_train=96, n_val=48)
+    model = make_tiny_convnext(tmp_path / "model")
+    argv = ["--model_name_or_path", str(model), "--train_dir", str(data / "train"), "--validation_dir",
+            str(data / "validation"), "--augment", "False", "--output_dir", str(tmp_path / "out"),
+            "--label_smoothing_method", "ols", "--num_train_epochs", "3", "--per_device_train_batch_size", "16",
+            "--learning_rate", "3e-3"]
+    result = run_script("run_image_classification", argv, monkeypatch)
+    check_method_result("ols", result, num_classes=10)
+    assert result["label_names"] == LABELS
+
+
+def test_trainer_rejects_plain_arguments_and_loss_func(tmp_path) -> None:
+    from transformers import TrainingArguments
+
+    plain = TrainingArguments(str(tmp_path), use_cpu=True, report_to="none")
+    with pytest.raises(TypeError, match="LabelSmoothingTrainingArguments"):
+        LabelSmoothingTrainer(model=tiny_model(), args=plain)
+    with pytest.raises(ValueError, match="compute_loss_func"):
+        LabelSmoothingTrainer(model=tiny_model(), args=digits_args(str(tmp_path), "ls", 8),
+                              compute_loss_func=lambda outputs, labels, num_items_in_batch=None: outputs.logits.sum())

@@ -49,5 +49,6 @@ if __name__ == "__main__":
     parser.add_argument("root")
     parser.add_argument("--per-class", type=int, default=140, help="training images per class")
     parser.add_argument("--val-per-class", type=int, default=36)
+    parser.add_argument("--size", type=int, default=16, help="side of the PNG files")
     args = parser.parse_args()
-    print(write_digits_imagefolder(args.root, args.per_class, args.val_per_class))
+    print(write_digits_imagefolder(args.root, args.per_class, args.val_per_class, args.size))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from torch.utils.data import Dataset
-from transformers import ConvNextConfig, ConvNextForImageClassification
+from transformers import ConvNextConfig, ConvNextForImageClassification, TrainerCallback
 
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 
@@ -77,12 +77,36 @@ def record_loss_inputs(trainer: LabelSmoothingTrainer) -> list[tuple[torch.Tenso
     return calls
 
 
+class Interrupt(Exception):
+    """Raised by `CrashAfterSave` to simulate a job killed right after a checkpoint."""
+
+
+class CrashAfterSave(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise Interrupt
+
+
+def interrupted_then_resumed(out: str, method: str, batch: int, n_train: int, save_steps: int) -> LabelSmoothingTrainer:
+    """Train until the first checkpoint (crash), then resume from it in a new trainer; returns the resumed one."""
+    args = digits_args(out, method, batch, save_strategy="steps", save_steps=save_steps)
+    crashing = LabelSmoothingTrainer(model=tiny_model(), args=args, train_dataset=DigitsDataset(n_train),
+                                     callbacks=[CrashAfterSave()])
+    try:
+        crashing.train()
+    except Interrupt:
+        pass
+    resumed = LabelSmoothingTrainer(model=tiny_model(seed=1), args=args, train_dataset=DigitsDataset(n_train))
+    resumed.train(resume_from_checkpoint=os.path.join(out, f"checkpoint-{save_steps}"))
+    return resumed
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("methods", nargs="+")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--world_size", type=int, default=2)
+    parser.add_argument("--resume_check", action="store_true", help="also crash at step 3 and resume (ols, lls)")
     opts = parser.parse_args(argv)
     for method in opts.methods:
         trainer = train_digits(os.path.join(opts.out, method), method, batch=opts.batch, n_train=128)
@@ -92,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
                  **{f"model.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()},
                  "losses": torch.tensor([h["loss"] for h in trainer.state.log_history if "loss" in h])}
         torch.save(state, os.path.join(opts.out, f"{method}.rank{rank}.pt"))
+        if opts.resume_check and method in ("ols", "lls"):
+            resumed = interrupted_then_resumed(os.path.join(opts.out, f"{method}-resume"), method, opts.batch, 128, 3)
+            assert resumed.state.global_step == trainer.state.global_step
+            torch.save({"matrix": resumed.relation_loss.relation_matrix()},
+                       os.path.join(opts.out, f"{method}.resumed.rank{rank}.pt"))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,19 @@ def make_transform(data_args: DataTrainingArguments, extractor, with_mask: bool,
     return apply
 
 
+def prepare_splits(train, evaluation, data_args: DataTrainingArguments, extractor, with_mask: bool, seed: int):
+    """Truncate (`max_*_samples`) and attach the feature-extraction transforms; returns (train, evaluation)."""
+    limits = ((train, data_args.max_train_samples, True), (evaluation, data_args.max_eval_samples, False))
+    out = []
+    for split, limit, is_train in limits:
+        if split is not None and limit is not None:
+            split = split.shuffle(seed=seed).select(range(min(limit, len(split))))
+        if split is not None:
+            split.set_transform(make_transform(data_args, extractor, with_mask, is_train, seed))
+        out.append(split)
+    return out[0], out[1]
+
+
 def main() -> dict[str, float]:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses()
@@ -109,15 +122,7 @@ def main() -> dict[str, float]:
     if model_args.freeze_feature_encoder and hasattr(model, "freeze_feature_encoder"):
         model.freeze_feature_encoder()
     with_mask = model_args.attention_mask and getattr(extractor, "return_attention_mask", False)
-    if train is not None and data_args.max_train_samples is not None:
-        train = train.shuffle(seed=training_args.seed).select(range(min(data_args.max_train_samples, len(train))))
-    if evaluation is not None and data_args.max_eval_samples is not None:
-        evaluation = evaluation.shuffle(seed=training_args.seed).select(range(min(data_args.max_eval_samples,
-                                                                                  len(evaluation))))
-    if train is not None:
-        train.set_transform(make_transform(data_args, extractor, with_mask, True, training_args.seed))
-    if evaluation is not None:
-        evaluation.set_transform(make_transform(data_args, extractor, with_mask, False, training_args.seed))
+    train, evaluation = prepare_splits(train, evaluation, data_args, extractor, with_mask, training_args.seed)
     trainer = LabelSmoothingTrainer(model=model, args=training_args,
                                     train_dataset=train if training_args.do_train else None,
                                     eval_dataset=evaluation if training_args.do_eval else None,

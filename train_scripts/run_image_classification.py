@@ -84,6 +84,24 @@ def collate_fn(examples: list[dict]) -> dict[str, torch.Tensor]:
             "labels": torch.tensor([e["labels"] for e in examples])}
 
 
+def make_transform(tf: Compose, data_args: DataTrainingArguments, mode: str):
+    """Batch transform for `set_transform`: PIL images → normalised tensors, labels → ``labels``."""
+    def apply(batch):
+        return {"pixel_values": [tf(img.convert(mode)) for img in batch[data_args.image_column_name]],
+                "labels": batch[data_args.label_column_name]}
+    return apply
+
+
+def select_splits(dataset, data_args: DataTrainingArguments, seed: int):
+    """(train, validation) after the optional `max_*_samples` truncation."""
+    train, evaluation = dataset.get("train"), dataset.get("validation")
+    if train is not None and data_args.max_train_samples is not None:
+        train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
+    if evaluation is not None and data_args.max_eval_samples is not None:
+        evaluation = evaluation.shuffle(seed=seed).select(range(min(data_args.max_eval_samples, len(evaluation))))
+    return train, evaluation
+
+
 def main() -> dict[str, float]:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses()
@@ -103,24 +121,14 @@ def main() -> dict[str, float]:
     processor = AutoImageProcessor.from_pretrained(model_args.image_processor_name or model_args.model_name_or_path,
                                                    **hub)
     train_tf, eval_tf = build_transforms(processor, data_args.augment)
-
-    def transform(tf):
-        def apply(batch):
-            return {"pixel_values": [tf(img.convert(processor_mode)) for img in batch[data_args.image_column_name]],
-                    "labels": batch[data_args.label_column_name]}
-        return apply
-
-    processor_mode = "L" if getattr(config, "num_channels", 3) == 1 else "RGB"
-    train, evaluation = dataset["train"], dataset.get("validation")
-    if data_args.max_train_samples is not None:
-        train = train.shuffle(seed=training_args.seed).select(range(data_args.max_train_samples))
-    if evaluation is not None and data_args.max_eval_samples is not None:
-        evaluation = evaluation.shuffle(seed=training_args.seed).select(range(data_args.max_eval_samples))
-    train.set_transform(transform(train_tf))
-    if evaluation is not None:
-        evaluation.set_transform(transform(eval_tf))
-    trainer = LabelSmoothingTrainer(model=model, args=training_args, train_dataset=train if training_args.do_train
-                                    else None, eval_dataset=evaluation if training_args.do_eval else None,
+    mode = "L" if getattr(config, "num_channels", 3) == 1 else "RGB"
+    train, evaluation = select_splits(dataset, data_args, training_args.seed)
+    for split, tf in ((train, train_tf), (evaluation, eval_tf)):
+        if split is not None:
+            split.set_transform(make_transform(tf, data_args, mode))
+    trainer = LabelSmoothingTrainer(model=model, args=training_args,
+                                    train_dataset=train if training_args.do_train else None,
+                                    eval_dataset=evaluation if training_args.do_eval else None,
                                     compute_metrics=compute_accuracy, processing_class=processor,
                                     data_collator=collate_fn)
     return train_and_evaluate(trainer, training_args)

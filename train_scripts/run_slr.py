@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     dataset, names = prepare_labels(dataset, data_args.label_column_name, slr_args.task)
     num_labels = len(names) if names is not None else 1
     processor = None
+    if "a" in slr_args.variant[3:] and data_args.image_column_name not in dataset.column_names:
+        raise ValueError(f"Expected an image column {data_args.image_column_name!r} for --variant "
+                         f"{slr_args.variant} (flip test-time augmentation) but got {dataset.column_names}; "
+                         "use slr or slr-e for text.")
     if slr_args.backend == "timm":
         adapter: Any = timm_adapter(model_args, data_args, training_args, num_labels, slr_args)
     else:

@@ -89,6 +89,34 @@ def text_columns(data_args: DataTrainingArguments, columns: list[str]) -> list[s
     return found[:1]
 
 
+def tokenize(dataset, data_args: DataTrainingArguments, tokenizer, label2id: dict[str, int], training_args):
+    """(train, evaluation) splits tokenised, with integer ``labels``, shuffled/truncated as asked."""
+    columns = text_columns(data_args, next(iter(dataset.values())).column_names)
+    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+    is_class_label = hasattr(next(iter(dataset.values())).features[data_args.label_column_name], "names")
+
+    def preprocess(batch):
+        texts = [data_args.text_column_delimiter.join(str(batch[c][i]) for c in columns)
+                 for i in range(len(batch[columns[0]]))]
+        result = tokenizer(texts, padding="max_length" if data_args.pad_to_max_length else False,
+                           max_length=max_length, truncation=True)
+        raw = batch[data_args.label_column_name]
+        result["labels"] = [int(v) if is_class_label else label2id[str(v)] for v in raw]
+        return result
+
+    with training_args.main_process_first(desc="tokenising"):
+        dataset = dataset.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
+                              remove_columns=next(iter(dataset.values())).column_names)
+    train, evaluation = dataset.get("train"), dataset.get("validation", dataset.get("test"))
+    if train is not None and data_args.shuffle_train_dataset:
+        train = train.shuffle(seed=training_args.seed)
+    if train is not None and data_args.max_train_samples is not None:
+        train = train.select(range(min(data_args.max_train_samples, len(train))))
+    if evaluation is not None and data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    return train, evaluation
+
+
 def main() -> dict[str, float]:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses()
@@ -106,35 +134,13 @@ def main() -> dict[str, float]:
                                               use_fast=model_args.use_fast_tokenizer, **hub)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_args.model_name_or_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **hub)
-    columns = text_columns(data_args, next(iter(dataset.values())).column_names)
-    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
-
-    def preprocess(batch):
-        texts = [data_args.text_column_delimiter.join(str(batch[c][i]) for c in columns)
-                 for i in range(len(batch[columns[0]]))]
-        result = tokenizer(texts, padding="max_length" if data_args.pad_to_max_length else False,
-                           max_length=max_length, truncation=True)
-        raw = batch[data_args.label_column_name]
-        result["labels"] = [v if isinstance(v, int) and hasattr(feature, "names") else label2id[str(v)] for v in raw]
-        return result
-
-    feature = next(iter(dataset.values())).features[data_args.label_column_name]
-    with training_args.main_process_first(desc="tokenising"):
-        dataset = dataset.map(preprocess, batched=True, num_proc=data_args.preprocessing_num_workers,
-                              remove_columns=next(iter(dataset.values())).column_names)
-    train = dataset.get("train")
-    evaluation = dataset.get("validation", dataset.get("test"))
-    if train is not None and data_args.shuffle_train_dataset:
-        train = train.shuffle(seed=training_args.seed)
-    if train is not None and data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
-    if evaluation is not None and data_args.max_eval_samples is not None:
-        evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+    train, evaluation = tokenize(dataset, data_args, tokenizer, label2id, training_args)
     collator = default_data_collator if data_args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
     trainer = LabelSmoothingTrainer(model=model, args=training_args,
                                     train_dataset=train if training_args.do_train else None,
                                     eval_dataset=evaluation if training_args.do_eval else None,
-                                    compute_metrics=compute_accuracy, processing_class=tokenizer, data_collator=collator)
+                                    compute_metrics=compute_accuracy, processing_class=tokenizer,
+                                    data_collator=collator)
     return train_and_evaluate(trainer, training_args)
 
 

@@ -28,6 +28,7 @@ import sys
 from contextlib import nullcontext
 from datetime import datetime
 from functools import partial
+from typing import Any, Callable
 
 import torch
 from timm.data import Mixup, resolve_data_config
@@ -48,7 +49,8 @@ from hf_labelsmooth.timm_integration_train import (build_datasets, build_loader,
 _logger = logging.getLogger("train")
 
 
-def build_criterion(args: argparse.Namespace, num_classes: int, class_names: list[str], mixup_active: bool):
+def build_criterion(args: argparse.Namespace, num_classes: int, class_names: list[str],
+                    mixup_active: bool) -> torch.nn.Module:
     """The loss from --loss-type (timm's types delegated to timm) and the relation flags."""
     kwargs = {}
     if args.loss_type == "ols" and args.ols_update_every is not None:
@@ -65,7 +67,7 @@ def build_criterion(args: argparse.Namespace, num_classes: int, class_names: lis
                                       **kwargs)
 
 
-def setup_amp(args: argparse.Namespace, device: torch.device):
+def setup_amp(args: argparse.Namespace, device: torch.device) -> tuple[Callable, NativeScaler | None]:
     """(autocast context factory, loss scaler or None) as in timm's train.py."""
     if not args.amp:
         return nullcontext, None
@@ -75,6 +77,7 @@ def setup_amp(args: argparse.Namespace, device: torch.device):
 
 
 def build_mixup(args: argparse.Namespace, num_classes: int) -> Mixup | None:
+    """timm's Mixup/CutMix (None when off); it applies --smoothing, which is 0 for relation losses."""
     if not (args.mixup > 0 or args.cutmix > 0.0 or args.cutmix_minmax is not None):
         return None
     return Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, cutmix_minmax=args.cutmix_minmax,
@@ -90,7 +93,8 @@ def build_optimizer(args: argparse.Namespace, task: RelationClassificationTask) 
     return optimizer
 
 
-def resume(args: argparse.Namespace, task: RelationClassificationTask, optimizer, loss_scaler) -> int:
+def resume(args: argparse.Namespace, task: RelationClassificationTask, optimizer: torch.optim.Optimizer,
+           loss_scaler: NativeScaler | None) -> int:
     """Restore model, loss state, optimizer, scaler and EMA from --resume; return the epoch to start at."""
     if not args.resume:
         return args.start_epoch or 0
@@ -118,7 +122,7 @@ def init_device(args: argparse.Namespace) -> torch.device:
     return torch.device(args.device)
 
 
-def setup(args: argparse.Namespace):
+def setup(args: argparse.Namespace) -> dict[str, Any]:
     """Device/distributed init, model, data, loss, task, optimizer, AMP, EMA, resume; returns a dict of parts."""
     device = init_device(args)
     if args.lr is None:
@@ -158,48 +162,66 @@ def output_directory(args: argparse.Namespace, data_config: dict) -> str | None:
     return get_outdir(args.output or "./output", "train", name)
 
 
-def run_epochs(args: argparse.Namespace, parts: dict, output_dir: str | None) -> dict:
-    """The epoch loop: train, OLS swap, validate, schedule, checkpoint, summary. Returns the last eval metrics."""
-    task, optimizer, device = parts["task"], parts["optimizer"], parts["device"]
+def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, updates_per_epoch: int,
+                    start_epoch: int) -> tuple[Any, int]:
+    """timm's scheduler factory; on resume, stepped to `start_epoch` as timm's train.py does."""
+    lr_scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args),
+                                                   updates_per_epoch=updates_per_epoch)
+    if start_epoch > 0:
+        if args.sched_on_updates:
+            lr_scheduler.step_update(start_epoch * updates_per_epoch)
+        else:
+            lr_scheduler.step(start_epoch)
+    return lr_scheduler, num_epochs
+
+
+def build_saver(args: argparse.Namespace, parts: dict, output_dir: str | None) -> CheckpointSaver | None:
+    """timm's CheckpointSaver on rank 0 (the task adds the loss state); keeps the history when resuming in place."""
+    if output_dir is None:
+        return None
+    saver = CheckpointSaver(parts["task"].get_eval_model(), parts["optimizer"], args=args,
+                            amp_scaler=parts["loss_scaler"], checkpoint_dir=output_dir, recovery_dir=output_dir,
+                            decreasing="loss" in args.eval_metric, max_history=args.checkpoint_hist, task=parts["task"])
+    if args.resume and os.path.dirname(os.path.abspath(args.resume)) == os.path.abspath(output_dir):
+        saver.load_state_dict_from_checkpoint(args.resume)
+    return saver
+
+
+def evaluate(args: argparse.Namespace, parts: dict, loader: Any) -> dict[str, float]:
+    """Validation metrics of the model (and of its EMA, prefixed ``ema_``)."""
+    task, device, autocast = parts["task"], parts["device"], parts["amp_autocast"]
+    metrics = validate(task.get_eval_model(), loader, device, autocast, verbose=args.rank == 0)
+    if task.has_ema():
+        ema = validate(task.get_eval_model(ema=True), loader, device, autocast, " (EMA)", verbose=args.rank == 0)
+        metrics.update({f"ema_{k}": v for k, v in ema.items()})
+    return metrics
+
+
+def run_epochs(args: argparse.Namespace, parts: dict, output_dir: str | None) -> dict[str, float]:
+    """The epoch loop: reseed, train, loss epoch end (OLS swap), validate, schedule, checkpoint, summary."""
+    task, optimizer, mixup_fn, start_epoch = parts["task"], parts["optimizer"], parts["mixup_fn"], parts["start_epoch"]
     train_loader = build_loader(parts["train_ds"], args.batch_size, args, training=True)
     val_loader = build_loader(parts["val_ds"], args.validation_batch_size or args.batch_size, args, training=False)
-    lr_scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args),
-                                                   updates_per_epoch=len(train_loader))
-    start_epoch = parts["start_epoch"]
-    if start_epoch > 0:
-        lr_scheduler.step_update(start_epoch * len(train_loader)) if args.sched_on_updates else \
-            lr_scheduler.step(start_epoch)
-    saver = None
-    if output_dir is not None:
-        saver = CheckpointSaver(task.get_eval_model(), optimizer, args=args, amp_scaler=parts["loss_scaler"],
-                                checkpoint_dir=output_dir, recovery_dir=output_dir, decreasing="loss" in args.eval_metric,
-                                max_history=args.checkpoint_hist, task=task)
-        if args.resume and os.path.dirname(os.path.abspath(args.resume)) == os.path.abspath(output_dir):
-            saver.load_state_dict_from_checkpoint(args.resume)
-    eval_metrics, num_updates = {}, start_epoch * len(train_loader)
+    lr_scheduler, num_epochs = build_scheduler(args, optimizer, len(train_loader), start_epoch)
+    saver, eval_metrics, num_updates = build_saver(args, parts, output_dir), {}, start_epoch * len(train_loader)
     for epoch in range(start_epoch, num_epochs):
         seed_epoch(args.seed, epoch, args.rank)
         train_loader.sampler.set_epoch(epoch)
-        mixup_fn = parts["mixup_fn"]
         if mixup_fn is not None and args.mixup_off_epoch and epoch >= args.mixup_off_epoch:
             mixup_fn.mixup_enabled = False
         train_metrics, num_updates = train_one_epoch(
-            epoch, task, train_loader, optimizer, args, device, lr_scheduler=lr_scheduler,
+            epoch, task, train_loader, optimizer, args, parts["device"], lr_scheduler=lr_scheduler,
             amp_autocast=parts["amp_autocast"], loss_scaler=parts["loss_scaler"], mixup_fn=mixup_fn,
             num_updates=num_updates)
         task.end_epoch()
-        eval_metrics = validate(task.get_eval_model(), val_loader, device, parts["amp_autocast"],
-                                verbose=args.rank == 0)
-        if task.has_ema():
-            ema_metrics = validate(task.get_eval_model(ema=True), val_loader, device, parts["amp_autocast"], " (EMA)",
-                                   verbose=args.rank == 0)
-            eval_metrics.update({f"ema_{k}": v for k, v in ema_metrics.items()})
+        eval_metrics = evaluate(args, parts, val_loader)
         lr_scheduler.step(epoch + 1, eval_metrics[args.eval_metric])
         if saver is not None:
             saver.save_checkpoint(epoch, metric=eval_metrics[args.eval_metric])
-            update_summary(epoch, train_metrics, eval_metrics, filename=os.path.join(output_dir, "summary.csv"),
-                           lr=optimizer.param_groups[0]["lr"], write_header=epoch == start_epoch)
-            _logger.info(f"Epoch {epoch}: top1 {eval_metrics['top1']:.2f} in {train_metrics['epoch_time']:.1f}s")
+            summary = os.path.join(output_dir, "summary.csv")
+            update_summary(epoch, train_metrics, eval_metrics, filename=summary, lr=optimizer.param_groups[0]["lr"],
+                           write_header=not os.path.exists(summary))
+            _logger.info(f"Epoch {epoch}: top1 {eval_metrics['top1']:.2f}, {train_metrics['epoch_time']:.1f}s")
     return eval_metrics
 
 

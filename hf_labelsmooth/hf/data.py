@@ -1,4 +1,4 @@
-"""Local datasets for the training scripts: image folders, csv/json text files, audio folders (no Hub, no torchcodec)."""
+"""Local datasets for the training scripts: image folders, csv/json files, audio folders (no Hub, no torchcodec)."""
 from __future__ import annotations
 
 import os
@@ -56,13 +56,29 @@ def _audio_rows(directory: str) -> tuple[list[str], list[Path]]:
     return classes, files
 
 
+def _read_audio_split(directory: str, names: list[str]) -> dict[str, list]:
+    """Columns audio (mono float32), sampling_rate and label (index in `names`) of one folder, via soundfile."""
+    import soundfile as sf
+
+    classes, files = _audio_rows(directory)
+    unknown = sorted(set(classes) - set(names))
+    if unknown:
+        raise ValueError(f"Expected the classes of {directory!r} within {names} but got extra {unknown}.")
+    rows: dict[str, list] = {"audio": [], "sampling_rate": [], "label": []}
+    for path in files:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        rows["audio"].append(data.mean(axis=1))
+        rows["sampling_rate"].append(int(rate))
+        rows["label"].append(names.index(path.parent.name))
+    return rows
+
+
 def load_audio_folder(train_dir: str | None, validation_dir: str | None) -> Any:
     """A `DatasetDict` of ``audio`` (float32 mono array), ``sampling_rate`` and ``label`` (ClassLabel).
 
     Audio is read with soundfile and kept as raw arrays: datasets' `Audio()` feature needs torchcodec + FFmpeg.
     Class names are the subfolder names of `train_dir` (or `validation_dir`).
     """
-    import soundfile as sf
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
     _require_dir(train_dir, "train_dir")
@@ -73,19 +89,8 @@ def load_audio_folder(train_dir: str | None, validation_dir: str | None) -> Any:
     names = _audio_rows(next(iter(splits.values())))[0]
     features = Features({"audio": Sequence(Value("float32")), "sampling_rate": Value("int32"),
                          "label": ClassLabel(names=names)})
-    result = {}
-    for split, directory in splits.items():
-        classes, files = _audio_rows(directory)
-        unknown = sorted(set(classes) - set(names))
-        if unknown:
-            raise ValueError(f"Expected the classes of {directory!r} within {names} but got extra {unknown}.")
-        rows: dict[str, list] = {"audio": [], "sampling_rate": [], "label": []}
-        for path in files:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            rows["audio"].append(data.mean(axis=1))
-            rows["sampling_rate"].append(int(rate))
-            rows["label"].append(names.index(path.parent.name))
-        result[split] = Dataset.from_dict(rows, features=features)
+    result = {split: Dataset.from_dict(_read_audio_split(directory, names), features=features)
+              for split, directory in splits.items()}
     return DatasetDict(result)
 
 

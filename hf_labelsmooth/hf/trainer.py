@@ -44,7 +44,7 @@ def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
 
 
 class LabelSmoothingTrainer(Trainer):
-    """`Trainer` training classifiers with ce / ls / ols / lspp / lls / relation_prior (`LabelSmoothingTrainingArguments`).
+    """`Trainer` for classifiers with ce / ls / ols / lspp / lls / relation_prior (`LabelSmoothingTrainingArguments`).
 
     The loss is per sample, summed and divided by the number of samples of the whole (accumulated, all-process)
     batch, so gradient accumulation and multi-process runs match one large batch. Learnable matrices get their

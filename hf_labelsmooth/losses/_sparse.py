@@ -4,6 +4,8 @@ Every row y keeps N *slots*: class indices ``slots[y]`` (K×N long) with their o
 slots (the *tail*) share the rest of the row's mass uniformly. The tail is what keeps LLS's KL(p‖t) finite (a
 target of exactly 0 would make it infinite) and makes a fresh sparse loss equal a fresh dense one (uniform rows).
 With N = K (lls, ols) or N = K-1 (lspp) the tail is empty and the sparse loss equals the dense one.
+Hard labels use closed forms (`_sparse_hard`: gathers at the slots plus full-row sums, no [B, K] target); soft
+targets expand only the rows of the classes that carry mass in the batch.
 
 Learnable rows (LS++, LLS; `SparseLogitsMixin`): parameters ``logits`` (K×N, the slot logits) and
 ``tail_logits`` (K, one logit shared by each of the row's n_tail tail classes), so
@@ -24,6 +26,8 @@ import math
 
 import torch
 from torch import Tensor, nn
+
+from ._sparse_hard import lls_hard, lspp_hard
 
 DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
 
@@ -117,14 +121,26 @@ class SparseLogitsMixin:
         self.register_buffer("candidate_score", torch.zeros(k, candidates))
         self.register_buffer("refresh_steps", torch.zeros((), dtype=torch.long))
 
-    def _sparse_log_rows(self, classes: Tensor) -> Tensor:
-        """log R[classes] as dense [n, K] float32 rows (differentiable; -inf at the own class for LS++)."""
+    def _sparse_slot_logs(self, classes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(slots [n, N], log R at the slots [n, N], log R of each tail class [n]; -inf when there is no tail)."""
         slot_logits = self.logits.index_select(0, classes).float()
         tail = self.tail_logits.index_select(0, classes).float()
-        log_tail_count = math.log(self.n_tail) if self.n_tail > 0 else float("-inf")
-        norm = torch.cat([slot_logits, (tail + log_tail_count)[:, None]], dim=-1).logsumexp(dim=-1)
-        rows = scatter_rows(tail - norm, self.slots[classes], slot_logits - norm[:, None], self.num_classes)
+        if self.n_tail == 0:
+            norm = slot_logits.logsumexp(dim=-1)
+            return self.slots[classes], slot_logits - norm[:, None], torch.full_like(tail, float("-inf"))
+        norm = torch.cat([slot_logits, (tail + math.log(self.n_tail))[:, None]], dim=-1).logsumexp(dim=-1)
+        return self.slots[classes], slot_logits - norm[:, None], tail - norm
+
+    def _sparse_log_rows(self, classes: Tensor) -> Tensor:
+        """log R[classes] as dense [n, K] float32 rows (differentiable; -inf at the own class for LS++)."""
+        slots, log_r, log_r_tail = self._sparse_slot_logs(classes)
+        rows = scatter_rows(log_r_tail, slots, log_r, self.num_classes)
         return rows if self.include_self else rows.scatter(1, classes[:, None], float("-inf"))
+
+    def _sparse_hard_loss(self, log_p: Tensor, labels: Tensor, alpha: float) -> Tensor:
+        """Per-sample loss for class ids from the slots alone (`_sparse_hard`): no dense [B, K] target."""
+        fn = lls_hard if self.include_self else lspp_hard
+        return fn(log_p, labels, *self._sparse_slot_logs(labels), self.n_tail, alpha)
 
     @torch.no_grad()
     def _observe_confusions(self, logits: Tensor, classes: Tensor) -> None:

@@ -75,9 +75,9 @@ class RelationLoss(nn.Module):
         """The current K×K row-stochastic class-relation matrix R (float32, detached)."""
         raise NotImplementedError
 
-    def relation_topk(self, n: int) -> tuple[Tensor, Tensor]:
-        """The `n` largest entries of each row of R: (class indices [K, n] long, probabilities [K, n] float32)."""
-        values, indices = self.relation_matrix().topk(min(n, self.num_classes), dim=-1)
+    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """The `n` largest entries of each row of R (all K when None): (class ids [K, n], probabilities [K, n])."""
+        values, indices = self.relation_matrix().topk(min(n or self.num_classes, self.num_classes), dim=-1)
         return indices, values
 
     def target_matrix(self) -> Tensor:

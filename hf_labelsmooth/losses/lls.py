@@ -54,6 +54,8 @@ class LearnableLabelSmoothing(SparseLogitsMixin, RelationLoss):
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         log_p = logits.log_softmax(dim=-1)
+        if labels is not None and self.top_n is not None:
+            return self._sparse_hard_loss(log_p, labels, self.alpha)
         if labels is not None:  # symmetric KL as one product: KL(t‖p) + KL(p‖t) = Σ (t - p)(log t - log p)
             t = mix_targets(None, labels, self.relation_rows(labels), self.alpha)
             return torch.linalg.vecdot(t - log_p.exp(), safe_log(t) - log_p) / 2

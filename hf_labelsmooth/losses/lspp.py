@@ -67,7 +67,8 @@ class LabelSmoothingPlusPlus(SparseLogitsMixin, RelationLoss):
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         log_p = logits.log_softmax(dim=-1)
         if labels is not None:
-            return self._compute_hard(log_p, labels)
+            return self._compute_hard(log_p, labels) if self.top_n is None else self._sparse_hard_loss(
+                log_p, labels, self.alpha)
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         network_term = cross_entropy(t.detach(), log_p)
         matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))

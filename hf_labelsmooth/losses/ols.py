@@ -62,6 +62,8 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         log_p = logits.log_softmax(dim=-1)
+        if labels is not None and self.top_n is not None:
+            return self._sparse_hard_loss(log_p, labels, self.alpha)
         if labels is not None:  # one fused target α·e_y + (1-α)·S[y], one row dot product
             t = mix_targets(None, labels, self.relation_rows(labels), 1.0 - self.alpha, inplace=True)
             return cross_entropy(t, log_p)
