@@ -92,7 +92,13 @@ def test_relation_param_group(tmp_path) -> None:
 
 
 def test_bf16_on_cpu_finite(tmp_path) -> None:
-    trainer = train_digits(str(tmp_path), "lls", n_train=128, num_train_epochs=1, bf16=True)
+    trainer = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(128),
+                                    args=digits_args(str(tmp_path), "lls", 32, num_train_epochs=1, bf16=True))
+    dtypes = []
+    trainer.model.classifier.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    trainer.relation_loss.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    trainer.train()
+    assert dtypes[:2] == [torch.bfloat16, torch.float32]  # the head ran under bf16 autocast, the loss in float32
     losses = _losses(trainer)
     assert losses and all(torch.isfinite(torch.tensor(losses)))
     assert torch.isfinite(trainer.relation_loss.logits).all()
