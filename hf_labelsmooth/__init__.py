@@ -5,13 +5,15 @@ from .losses import RelationLoss, create_loss, get_loss_class, is_loss, list_los
 from .relation_matrix import ClassRelationMatrix
 
 __version__ = "0.1.0"
-__all__ = ["ClassRelationMatrix", "RelationLoss", "create_loss", "get_loss_class", "is_loss", "list_losses", "register_loss",
-           "LabelSmoothingTrainingArguments", "LabelSmoothingTrainer", "StochasticLabelRefinery"]
+__all__ = [
+    "ClassRelationMatrix", "RelationLoss", "create_loss", "get_loss_class", "is_loss", "list_losses", "register_loss",
+    "LabelSmoothingTrainingArguments", "LabelSmoothingTrainer", "StochasticLabelRefinery",
+]
 
 _LAZY_HF = {"LabelSmoothingTrainingArguments", "LabelSmoothingTrainer"}  # import transformers only when used
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _LAZY_HF:
         from . import hf
 

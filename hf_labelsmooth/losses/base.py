@@ -1,6 +1,7 @@
 """Base class of every loss: validation, float32 maths under autocast, target handling, cross-process state."""
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 import torch
@@ -11,7 +12,7 @@ from ._validation import check_alpha, check_logits, check_num_classes, check_red
 from .functional import one_hot
 
 
-class RelationLoss(nn.Module):
+class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     """A classification loss whose targets spread mass according to a class-relation matrix R (K×K).
 
     Subclasses implement `compute` (per-sample loss from float32 logits and dense targets) and
@@ -61,19 +62,19 @@ class RelationLoss(nn.Module):
                     self.update(logits32.detach(), dense, labels)
         return self._reduce(per_sample)
 
+    @abc.abstractmethod
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         """Per-sample loss [B] from float32 logits, dense float32 targets [B, K] and class ids (None if soft).
 
         `target` is None for hard labels when the class sets ``dense_hard_targets = False``.
         """
-        raise NotImplementedError
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         """Training-time statistics hook (called under no_grad, only in `train()` mode)."""
 
+    @abc.abstractmethod
     def relation_matrix(self) -> Tensor:
         """The current K×K row-stochastic class-relation matrix R (float32, detached)."""
-        raise NotImplementedError
 
     def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The `n` largest entries of each row of R (all K when None): (class ids [K, n], probabilities [K, n])."""

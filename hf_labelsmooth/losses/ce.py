@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._registry import register_loss
@@ -14,13 +15,16 @@ class CrossEntropy(RelationLoss):
     """Cross-entropy against hard or soft targets. `alpha` must stay 0 (use ``"ls"`` for smoothing)."""
 
     default_alpha = 0.0
+    dense_hard_targets = False
 
     def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:
         super().__init__(num_classes, alpha, **kwargs)
         if self.alpha != 0.0:
             raise ValueError(f"Expected `alpha` = 0 for 'ce' but got {self.alpha}; use create_loss('ls') to smooth.")
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
+        if labels is not None:
+            return F.cross_entropy(logits, labels, reduction="none")
         return cross_entropy(target, logits.log_softmax(dim=-1))
 
     def relation_matrix(self) -> Tensor:
