@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from timm.loss import LOSS_TYPES as TIMM_LOSS_TYPES
@@ -173,9 +172,8 @@ class RelationClassificationTask(ClassificationTask):
         if "criterion" not in state and strict:
             raise KeyError(f"Expected a 'criterion' entry in the checkpoint's task_state but got {sorted(state)}.")
         self.loss.load_state_dict(state["criterion"], strict=strict)
-        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
-            for name in getattr(self.loss, "_reduced_states", []):  # the checkpoint holds the global sum: keep it once
-                getattr(self.loss, name).zero_()
+        if isinstance(self.loss, RelationLoss):
+            self.loss.keep_states_on_rank_zero()  # the checkpoint holds the global sum: keep it once
 
     def get_clip_parameters(self, exclude_head: bool = False) -> Iterable[Tensor]:
         model = self.get_eval_model()
@@ -189,18 +187,9 @@ class RelationClassificationTask(ClassificationTask):
         self.consolidate_loss_state()
 
     def consolidate_loss_state(self) -> None:
-        """Sum the loss's per-process statistics (e.g. OLS's accumulator between swaps) into rank 0, zero elsewhere.
-
-        The next all-reduce (swap) gives the same sum, and rank 0, which writes the checkpoints, now holds the
-        global state. Collective: call on every rank. A no-op in a single process.
-        """
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
-        for name in getattr(self.loss, "_reduced_states", []):
-            state = getattr(self.loss, name)
-            dist.reduce(state, dst=0, op=dist.ReduceOp.SUM)
-            if dist.get_rank() != 0:
-                state.zero_()
+        """Sum the loss's per-process statistics onto rank 0, which writes checkpoints (collective)."""
+        if isinstance(self.loss, RelationLoss):
+            self.loss.consolidate_states()
 
 
 def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Module, lr: float | None = None,

@@ -30,6 +30,8 @@ def _worker(rank: int, port: int, out: str) -> None:
         half = slice(rank * B // 2, (rank + 1) * B // 2)
         loss(z[half], y[half])
     loss.end_epoch()  # no-op with update_every; swap below finishes the period
+    loss.consolidate_states()  # rank 0 holds the sum, rank 1 zeros; the swap's all-reduce is unchanged
+    torch.save(loss.accumulator.clone(), f"{out}.consolidated.{rank}")
     loss.swap()
     torch.save({k: v for k, v in loss.state_dict().items()}, f"{out}.{rank}")
     dist.destroy_process_group()
@@ -47,7 +49,10 @@ def test_two_processes_equal_one(tmp_path) -> None:
     single = hf_labelsmooth.create_loss("ols", num_classes=K, update_every=3)
     for z, y in _global_batches():
         single(z, y)
+    before_swap = single.accumulator.clone()
     single.swap()
+    consolidated = [torch.load(f"{out}.consolidated.{rank}") for rank in range(2)]
+    assert torch.allclose(consolidated[0], before_swap, atol=1e-6) and consolidated[1].abs().sum() == 0
     states = [torch.load(f"{out}.{rank}") for rank in range(2)]
     for state in states:
         assert torch.allclose(state["matrix"], single.matrix, atol=1e-6)

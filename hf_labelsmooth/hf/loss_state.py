@@ -43,22 +43,6 @@ def zero_gradients(loss: RelationLoss) -> None:
         param.grad = None
 
 
-def consolidate_states(loss: RelationLoss) -> None:
-    """Sum the per-process statistics (OLS accumulator, counts) onto rank 0 and zero them elsewhere.
-
-    The sum that the next swap computes is unchanged, and a checkpoint written by rank 0 then holds the whole
-    state, so it resumes on any number of processes. Collective: call on every rank.
-    """
-    rank, world = _world()
-    if world == 1:
-        return
-    for name in getattr(loss, "_reduced_states", []):
-        state = getattr(loss, name)
-        dist.all_reduce(state, op=dist.ReduceOp.SUM)
-        if rank != 0:
-            state.zero_()
-
-
 def save_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> Path:
     """Write `loss.state_dict()` to ``relation_loss.safetensors`` (atomically) in `directory`."""
     path = Path(directory) / LOSS_STATE_FILE
@@ -72,7 +56,7 @@ def save_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> Path:
 def load_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> bool:
     """Restore the loss from ``relation_loss.safetensors`` in `directory`; False when the file is absent.
 
-    Per-process statistics are kept on rank 0 only (see `consolidate_states`).
+    Per-process statistics are kept on rank 0 only (see `RelationLoss.consolidate_states`).
     """
     path = Path(directory) / LOSS_STATE_FILE
     if not path.is_file():
@@ -80,9 +64,7 @@ def load_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> bool:
     state = load_file(str(path))
     device = next(iter(loss.state_dict().values()), torch.empty(0)).device
     loss.load_state_dict({k: v.to(device) for k, v in state.items()})
-    if _world()[0] != 0:
-        for name in getattr(loss, "_reduced_states", []):
-            getattr(loss, name).zero_()
+    loss.keep_states_on_rank_zero()
     return True
 
 

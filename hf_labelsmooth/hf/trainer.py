@@ -12,7 +12,7 @@ from ..losses import create_loss
 from ..losses.base import RelationLoss
 from ..optim import relation_param_groups
 from .callbacks import RelationLossCallback
-from .loss_state import consolidate_states, load_loss_state, matrix_stats, save_loss_state, write_relation_matrix
+from .loss_state import load_loss_state, matrix_stats, save_loss_state, write_relation_matrix
 from .training_args import LabelSmoothingTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class LabelSmoothingTrainer(Trainer):
         return optimizer
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        consolidate_states(self.relation_loss)  # collective: every rank is here
+        self.relation_loss.consolidate_states()  # collective: every rank is here
         if self.args.should_save:
             save_loss_state(self.relation_loss, output_dir)
         super()._save_optimizer_and_scheduler(output_dir)

@@ -96,10 +96,28 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
 
     def sync_states(self) -> None:
         """All-reduce (sum) every declared state when a torch.distributed process group is running."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if not _is_multiprocess():
             return
         for name in self._reduced_states:
             dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
+
+    def consolidate_states(self) -> None:
+        """Sum the declared states onto rank 0 and zero them elsewhere (collective; a no-op in one process).
+
+        The next `sync_states` gives the same sum, and a checkpoint written by rank 0 then holds the global
+        state, so it resumes on any number of processes. Call on every rank before rank 0 saves.
+        """
+        if not _is_multiprocess():
+            return
+        for name in self._reduced_states:
+            dist.reduce(getattr(self, name), dst=0, op=dist.ReduceOp.SUM)
+        self.keep_states_on_rank_zero()
+
+    def keep_states_on_rank_zero(self) -> None:
+        """Zero the declared states on ranks other than 0: after every rank loaded a consolidated checkpoint."""
+        if _is_multiprocess() and dist.get_rank() != 0:
+            for name in self._reduced_states:
+                getattr(self, name).zero_()
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha}, reduction={self.reduction!r}"
@@ -108,3 +126,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         if self.reduction == "mean":
             return per_sample.mean()
         return per_sample.sum() if self.reduction == "sum" else per_sample
+
+
+def _is_multiprocess() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
