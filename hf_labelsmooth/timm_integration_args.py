@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "lspp 0.1, lls 0.1, relation_prior 0.1)"),
         ("--ols-update-every", int, None, "OLS: swap the matrix every N optimizer steps instead of every epoch"),
         ("--relation-lr", float, None, "learning rate of LS++/LLS matrices (default: --lr)"),
-        ("--relation-weight-decay", float, 0.0, "weight decay of LS++/LLS matrices (default 0: kept out of weight "
-                                               "decay; -1: the method's default, the network's for LS++)"),
+        ("--relation-weight-decay", float, -1.0, "weight decay of LS++/LLS matrices (default -1: the method's, "
+                                                "SPEC.md: the network's for LS++ as its authors, 0 for LLS)"),
         ("--relation-matrix", str, None, "ClassRelationMatrix directory or Hub repo: fixed prior (relation_prior)"),
     ])
     return parser

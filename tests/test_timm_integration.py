@@ -160,8 +160,8 @@ def test_relation_param_group(weight_decay: float | None, expected: float) -> No
 def test_flags_resolve_smoothing_per_loss_and_check_relation_matrix() -> None:
     assert parse_args(["--data-dir", "d"]).smoothing == 0.1
     args = parse_args(["--data-dir", "d", "--loss", "lls"])
-    assert args.loss_type == "lls" and args.smoothing == 0.0 and args.relation_weight_decay == 0.0
-    assert parse_args(["d", "--loss-type", "lspp", "--relation-weight-decay", "-1"]).relation_weight_decay is None
+    assert args.loss_type == "lls" and args.smoothing == 0.0 and args.relation_weight_decay is None
+    assert parse_args(["d", "--loss-type", "lspp", "--relation-weight-decay", "0"]).relation_weight_decay == 0.0
     with pytest.raises(SystemExit):
         parse_args(["--data-dir", "d", "--loss-type", "ols", "--relation-matrix", "m"])
     with pytest.raises(SystemExit):

@@ -11,7 +11,7 @@ train_scripts/train_timm.py --data-dir DIR ...`` (gloo on CPU, NCCL on CUDA); ``
   targets, so a relation loss with ``--smoothing > 0`` would smooth twice: the script refuses it.
 - Learnable matrices (LS++, LLS) live in the DDP-wrapped trainable module (all-reduced with the model's grads),
   in their own optimizer group (lr ``--relation-lr``, default ``--lr``; weight decay ``--relation-weight-decay``,
-  default 0: kept out of weight decay; ``-1`` = the method's default, the network's for LS++ as its authors did).
+  default the method's: the network's for LS++ as its authors did, 0 for LLS; ``0`` keeps both out of decay).
 - OLS swaps at each epoch end (or every ``--ols-update-every`` steps), summing its statistics across processes.
 - Checkpoints (timm's ``CheckpointSaver``) hold the loss state in ``task_state``; ``--resume`` restores it; every
   epoch is reseeded, so a run resumed from an epoch checkpoint ends exactly where the uninterrupted run would.
