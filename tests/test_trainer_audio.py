@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from trainer_data import FSDD, make_fsdd_folders, make_tiny_wav2vec2
+from trainer_data import FSDD, make_fsdd_folders, make_tiny_wav2vec2, requires_shared
 from trainer_scripts import check_method_result, run_script
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found")]
+pytestmark = [pytest.mark.slow, requires_shared(FSDD)]
 
 
 @pytest.fixture(scope="module")

