@@ -61,7 +61,7 @@ def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) 
     t = target.detach().float()
     atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
     sums = t.sum(-1)
-    if bool((t < 0).any()) or not bool(torch.isfinite(t).all()) or not bool(((sums - 1).abs() <= atol).all()):
+    if not bool((t.amin() >= 0) & torch.isfinite(sums).all() & ((sums - 1).abs() <= atol).all()):  # one sync
         bad = ((sums - 1).abs() > atol).nonzero().flatten()[:8].tolist()
         raise ValueError(
             f"Expected soft targets with non-negative rows summing to 1 but got row sums "
@@ -75,8 +75,10 @@ def _check_class_ids(target: Tensor, batch_size: int, num_classes: int, batch: i
         raise ValueError(
             f"Expected class ids of shape ({batch_size},) but got {tuple(target.shape)} (batch {batch})."
         )
-    if target.numel() and (bool((target < 0).any()) or bool((target >= num_classes).any())):
-        lo, hi = int(target.min()), int(target.max())
+    if not target.numel():
+        return
+    lo, hi = torch.stack(torch.aminmax(target)).tolist()  # one host sync for both bounds
+    if lo < 0 or hi >= num_classes:
         raise ValueError(
             f"Expected labels in [0, {num_classes}) but got values in [{lo}, {hi}] (batch {batch}). "
             f"Set num_classes to the dataset's number of classes, or map 1-based labels to 0-based."
