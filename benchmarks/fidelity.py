@@ -24,6 +24,7 @@ from torch import nn
 
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.ece_metric import ExpectedCalibrationError
+from hf_labelsmooth.relation_io import atomic_write_bytes
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
 K = 10
@@ -167,9 +168,7 @@ def write(args: argparse.Namespace, methods: list[str], scores: dict, matrices: 
         for d in range(K):
             lines.append(f"| {d} | {conf[d]} | " + " | ".join(tops[m][d] for m in learned) + " |")
     text = "\n".join(lines) + "\n"
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    atomic_write_bytes(args.out, text.encode())
     print(text)
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_labelsmooth import create_loss
+from hf_labelsmooth.relation_io import atomic_write_bytes
 
 LOSSES = ("ls", "ols", "lspp", "lls")
 TARGETS = {"ls": 1.3, "ols": 1.3, "lspp": 2.0, "lls": 2.0}
@@ -123,9 +124,7 @@ def main() -> None:
             print(k, dt, {n: round(v, 2) for n, v in results[(k, dt)].items()}, flush=True)
     text = to_markdown(results, args)
     if args.out.name != "-":
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        atomic_write_bytes(args.out, text.encode())
     print(text)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from hf_labelsmooth.relation_io import atomic_write_bytes
 
 LOSSES = ("ols", "lspp", "lls")
 # dense persistent float32 K×K tensors: ols matrix + accumulator; lspp/lls parameter + grad + 2 Adam moments
@@ -112,9 +113,7 @@ def main() -> None:
         *rows,
     ]
     text = "\n".join(lines) + "\n"
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    atomic_write_bytes(args.out, text.encode())
     print(text)
 
 

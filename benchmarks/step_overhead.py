@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_labelsmooth import create_loss
+from hf_labelsmooth.relation_io import atomic_write_bytes
 
 LOSSES = ("ls", "ols", "lspp", "lls")
 
@@ -119,9 +120,7 @@ def main() -> None:
         lines.append(f"| {n} | {med:.3f} | {q[0]:.3f}–{q[2]:.3f} | {extra * 1e3:.2f} | {iso:.4f} | "
                      f"{'yes' if iso <= 1.01 else 'no'} |")
     text = "\n".join(lines) + "\n"
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(args.out)
+    atomic_write_bytes(args.out, text.encode())
     print(text)
 
 
