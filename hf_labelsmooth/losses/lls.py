@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._registry import register_loss
-from ._sparse import SparseLogitsMixin, check_top_n
-from .base import RelationLoss
+from ._learnable import LearnableRelationLoss
 from .functional import kl_divergence, mix, mix_targets, relation_targets, safe_log
 
 
 @register_loss("lls")
-class LearnableLabelSmoothing(SparseLogitsMixin, RelationLoss):
+class LearnableLabelSmoothing(LearnableRelationLoss):
     """Target t = (1-α)·e_y + α·softmax(Q[y]); loss (KL(t‖p) + KL(p‖t)) / 2, gradients to the network and Q.
 
     This loss owns a parameter (`logits`, K×K, zero-initialised): **add `loss.parameters()` to the optimizer**
@@ -31,20 +30,9 @@ class LearnableLabelSmoothing(SparseLogitsMixin, RelationLoss):
     """
 
     default_alpha = 0.1
-    requires_optimizer = True
     relation_weight_decay = 0.0  # the appendix pseudo-code applies no decay to Q
-    dense_hard_targets = False
     include_self = True
 
-    def __init__(self, num_classes: int, alpha: float | None = None, top_n: int | None = None,
-                 slot_init: Tensor | None = None, refresh_every: int | None = None, swap_fraction: float = 0.125,
-                 candidates: int = 8, **kwargs) -> None:
-        super().__init__(num_classes, alpha, **kwargs)
-        self.top_n = check_top_n(top_n, num_classes, num_classes)
-        if self.top_n is None:
-            self.logits = nn.Parameter(torch.zeros(num_classes, num_classes))
-        else:
-            self._init_sparse(self.top_n, slot_init, refresh_every, swap_fraction, candidates)
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         """softmax(Q[classes]) in float32."""
@@ -67,20 +55,6 @@ class LearnableLabelSmoothing(SparseLogitsMixin, RelationLoss):
         if self.top_n is not None:
             return self._sparse_relation_matrix()
         return self.logits.detach().float().softmax(dim=-1)
-
-    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
-        """Largest entries of each row of R: (indices [K, n], values [K, n]); sparse: the slots (n <= top_n)."""
-        if self.top_n is not None:
-            return SparseLogitsMixin.relation_topk(self, n)
-        return RelationLoss.relation_topk(self, n or self.num_classes)
-
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        if self.top_n is not None:
-            self._observe_confusions(logits, labels if labels is not None else target.argmax(dim=-1))
-
-    def end_epoch(self) -> None:
-        if self.top_n is not None and self.refresh_every is None:
-            self.refresh()
 
     def no_weight_decay(self) -> set[str]:
         return {"logits", "tail_logits"} if self.top_n is not None else {"logits"}

@@ -4,18 +4,17 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._registry import register_loss
-from ._sparse import SparseLogitsMixin, check_top_n
-from .base import RelationLoss
+from ._learnable import LearnableRelationLoss
 from .functional import cross_entropy, log_softmax_except, masked_row_softmax, mix, relation_targets, safe_log
 
 LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
 
 
 @register_loss("lspp")
-class LabelSmoothingPlusPlus(SparseLogitsMixin, RelationLoss):
+class LabelSmoothingPlusPlus(LearnableRelationLoss):
     """Target t = (1-α)·e_y + α·softmax_{k≠y}(C[y]); loss (H(sg(t), p) + H(sg(p), t)) / 2.
 
     The first term trains only the network, the second only C (stop-gradients, LS++ Table 5). The diagonal
@@ -37,20 +36,9 @@ class LabelSmoothingPlusPlus(SparseLogitsMixin, RelationLoss):
     """
 
     default_alpha = 0.1
-    requires_optimizer = True
     relation_weight_decay = None  # None: same weight decay as the network (the authors' setting)
-    dense_hard_targets = False
     include_self = False
 
-    def __init__(self, num_classes: int, alpha: float | None = None, top_n: int | None = None,
-                 slot_init: Tensor | None = None, refresh_every: int | None = None, swap_fraction: float = 0.125,
-                 candidates: int = 8, **kwargs) -> None:
-        super().__init__(num_classes, alpha, **kwargs)
-        self.top_n = check_top_n(top_n, num_classes, num_classes - 1)
-        if self.top_n is None:
-            self.logits = nn.Parameter(torch.zeros(num_classes, num_classes))
-        else:
-            self._init_sparse(self.top_n, slot_init, refresh_every, swap_fraction, candidates)
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         """softmax over k ≠ class of C[class], float32, zero on the diagonal."""
@@ -93,17 +81,3 @@ class LabelSmoothingPlusPlus(SparseLogitsMixin, RelationLoss):
             return self._sparse_relation_matrix()
         classes = torch.arange(self.num_classes, device=self.logits.device)
         return masked_row_softmax(self.logits.detach().float(), classes)
-
-    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
-        """Largest entries of each row of R: (indices [K, n], values [K, n]); sparse: the slots (n <= top_n)."""
-        if self.top_n is not None:
-            return SparseLogitsMixin.relation_topk(self, n)
-        return RelationLoss.relation_topk(self, n or self.num_classes - 1)
-
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        if self.top_n is not None:
-            self._observe_confusions(logits, labels if labels is not None else target.argmax(dim=-1))
-
-    def end_epoch(self) -> None:
-        if self.top_n is not None and self.refresh_every is None:
-            self.refresh()
