@@ -17,16 +17,6 @@ from .functional import safe_log
 LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
 
 
-def ols_hard(log_p: Tensor, labels: Tensor, index: Tensor, values: Tensor, tail: Tensor, alpha: float) -> Tensor:
-    """α·CE(e_y, p) + (1-α)·H(S[y], p) with S[y] = slot `values` at `index` (-1 = empty) and `tail` spread evenly."""
-    valid = index >= 0
-    n_tail = log_p.shape[1] - valid.sum(dim=-1)
-    fill = torch.where(n_tail > 0, tail / n_tail.clamp_min(1), 0.0)
-    slot_lp = log_p.gather(1, index.clamp_min(0))
-    smooth = fill * log_p.sum(dim=-1) + (torch.where(valid, values - fill[:, None], 0.0) * slot_lp).sum(dim=-1)
-    return -alpha * log_p.gather(1, labels[:, None]).squeeze(1) - (1.0 - alpha) * smooth
-
-
 def lls_hard(log_p: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor, n_tail: int,
              alpha: float) -> Tensor:
     """(KL(t‖p) + KL(p‖t)) / 2 = ½ Σ_k (t_k - p_k)(log t_k - log p_k), t = (1-α)e_y + α R[y], in closed form.

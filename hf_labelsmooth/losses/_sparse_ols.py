@@ -16,7 +16,6 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ._sparse import DENSE_MATRIX_LIMIT, merge_into
-from ._sparse_hard import ols_hard
 
 
 class SparseOLSMixin:
@@ -43,11 +42,6 @@ class SparseOLSMixin:
         fill = self.matrix_tail[classes] / (self.num_classes - valid.sum(dim=-1)).clamp_min(1)
         delta = torch.where(valid, values - fill[:, None], 0.0)  # empty slots add 0 (duplicates are harmless)
         return fill[:, None].expand(len(classes), self.num_classes).scatter_add(1, index.clamp_min(0), delta)
-
-    def _sparse_hard_loss(self, log_p: Tensor, labels: Tensor, alpha: float) -> Tensor:
-        """Per-sample OLS loss for class ids from the slots alone (`_sparse_hard.ols_hard`)."""
-        return ols_hard(log_p, labels, self.matrix_index[labels], self.matrix_values[labels],
-                        self.matrix_tail[labels], alpha)
 
     def _sparse_accumulate(self, probs: Tensor, classes: Tensor) -> None:
         """Add correct samples' probabilities [n, K] to the accumulator table of their classes [n]."""

@@ -1,6 +1,8 @@
 """Input checks shared by every loss. Each error says what was expected, what was got, and how to fix it."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -28,24 +30,35 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
-def check_logits(logits: Tensor, num_classes: int, batch: int) -> None:
-    """Check shape [B, K] and finiteness of logits; `batch` is the loss's call counter, quoted in errors."""
+def check_logits_shape(logits: Tensor, num_classes: int, batch: int) -> None:
+    """Check logits of shape [B, K]; `batch` is the loss's call counter, quoted in errors."""
     if logits.ndim != 2 or logits.shape[-1] != num_classes:
         raise ValueError(
             f"Expected logits of shape [batch, num_classes={num_classes}] but got {tuple(logits.shape)} "
             f"(batch {batch}). Build the loss with num_classes={logits.shape[-1] if logits.ndim else '?'} "
             "or fix the model's classifier head (config.num_labels)."
         )
-    if bool(torch.isfinite(logits.sum())):  # one cheap pass; the exact row check runs only when it fails
+
+
+def check_finite_loss(loss: Tensor, per_sample: Tensor, logits: Tensor, batch: int) -> None:
+    """Raise when the (reduced) loss is not finite, naming the NaN/inf logit rows.
+
+    The loss is checked, not the [B, K] logits, so a finite batch costs one host sync on a scalar; -inf logits
+    that leave the loss finite (masked classes) pass.
+    """
+    if math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss.detach()).all()):
         return
-    finite = torch.isfinite(logits).all(dim=-1)
-    if not bool(finite.all()):
-        rows = (~finite).nonzero().flatten()[:8].tolist()
+    finite = torch.isfinite(logits.detach()).all(dim=-1)
+    rows = (~finite).nonzero().flatten()[:8].tolist()
+    if rows:
         kind = "NaN" if bool(torch.isnan(logits).any()) else "inf"
         raise ValueError(
             f"Expected finite logits but got {kind} in batch {batch} (rows {rows}). Lower the learning rate, "
             "clip gradients, or train in bf16/fp32 instead of fp16."
         )
+    rows = (~torch.isfinite(per_sample.detach())).nonzero().flatten()[:8].tolist()
+    raise ValueError(f"Expected a finite loss but got a non-finite value in batch {batch} (rows {rows}) from finite "
+                     "logits; check the relation matrix (load it with its validation) and the learning rate.")
 
 
 def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import abc
+from contextlib import nullcontext
 from typing import ClassVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._validation import check_alpha, check_logits, check_num_classes, check_reduction, check_target
+from ._validation import check_alpha, check_finite_loss, check_logits_shape, check_num_classes, check_reduction, \
+    check_target
 from .functional import one_hot
 
 
@@ -31,6 +33,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     requires_optimizer: ClassVar[bool] = False
     relation_weight_decay: ClassVar[float | None] = None
     dense_hard_targets: ClassVar[bool] = True  # False: `compute`/`update` get target=None for hard labels
+    casts_logits: ClassVar[bool] = False  # True: `compute` gets logits in their own dtype and does float32 maths
 
     def __init__(
         self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True
@@ -44,23 +47,32 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         self._reduced_states: list[str] = []
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 whatever the dtype."""
+        """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 whatever the dtype.
+
+        With `check_inputs`, shapes and labels are checked before any work, and a non-finite loss (NaN or +inf
+        logits) raises before `update` changes any state; finite losses cost no extra pass over the logits.
+        """
         batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
         if self.check_inputs:
-            check_logits(logits, self.num_classes, batch)
+            check_logits_shape(logits, self.num_classes, batch)
             check_target(target, logits.shape[0], self.num_classes, batch)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            logits32 = logits.float()
+        device = logits.device.type
+        autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else nullcontext()
+        with autocast:
+            logits32 = logits if self.casts_logits else logits.float()
             labels = None if torch.is_floating_point(target) else target
             if labels is None:
                 dense: Tensor | None = target.float()
             else:  # skip the [B, K] one-hot when the subclass works from class ids alone
                 dense = one_hot(target, self.num_classes) if self.dense_hard_targets else None
             per_sample = self.compute(logits32, dense, labels)
+            loss = self._reduce(per_sample)
+            if self.check_inputs:  # losses are >= 0, so a non-finite sample makes the reduced loss non-finite
+                check_finite_loss(loss, per_sample, logits, batch)
             if self.training:
                 with torch.no_grad():
                     self.update(logits32.detach(), dense, labels)
-        return self._reduce(per_sample)
+        return loss
 
     @abc.abstractmethod
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:

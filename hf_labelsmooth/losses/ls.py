@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._fused_ce import smoothed_cross_entropy
 from ._registry import register_loss
 from .base import RelationLoss
 
@@ -15,10 +16,12 @@ class LabelSmoothing(RelationLoss):
 
     default_alpha = 0.1
     dense_hard_targets = False
+    casts_logits = True
 
     def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
-        return F.cross_entropy(logits, labels if labels is not None else target, label_smoothing=self.alpha,
-                               reduction="none")
+        if labels is not None:  # fused: one softmax kept for the backward pass, no second exp
+            return smoothed_cross_entropy(logits, labels, self.alpha)[0]
+        return F.cross_entropy(logits.float(), target, label_smoothing=self.alpha, reduction="none")
 
     def relation_matrix(self) -> Tensor:
         return torch.full((self.num_classes, self.num_classes), 1.0 / self.num_classes)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._fused_ce import smoothed_cross_entropy
 from ._registry import register_loss
 from ._sparse import check_top_n
 from ._sparse_ols import SparseOLSMixin
 from .base import RelationLoss
-from .functional import cross_entropy, mix_targets, relation_targets
+from .functional import cross_entropy, relation_targets
 
 EMPTY_ROW_POLICIES = ("uniform", "keep")
 
@@ -36,6 +37,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
 
     default_alpha = 0.5
     dense_hard_targets = False
+    casts_logits = True
 
     def __init__(self, num_classes: int, alpha: float | None = None, update_every: int | None = None,
                  empty_row: str = "uniform", freeze_threshold: float | None = None, top_n: int | None = None,
@@ -56,31 +58,36 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         else:
             self._init_sparse(self.top_n, buffer_factor)
         self.add_state("counts", torch.zeros(k))
+        self._seen: tuple[Tensor, Tensor] | None = None  # (probabilities, correct) of the batch, from `compute`
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         return self.matrix.index_select(0, classes) if self.top_n is None else self._sparse_rows(classes)
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
-        log_p = logits.log_softmax(dim=-1)
-        if labels is not None and self.top_n is not None:
-            return self._sparse_hard_loss(log_p, labels, self.alpha)
-        if labels is not None:  # one fused target α·e_y + (1-α)·S[y], one row dot product
-            t = mix_targets(None, labels, self.relation_rows(labels), 1.0 - self.alpha, inplace=True)
-            return cross_entropy(t, log_p)
+        if labels is not None:  # fused: target α·e_y + (1-α)·S[y]; its softmax and correctness feed `update`
+            loss, probs, correct = smoothed_cross_entropy(logits, labels, 1.0 - self.alpha, self.relation_rows(labels))
+            self._seen = (probs, correct) if self.training else None
+            return loss
+        log_p = logits.float().log_softmax(dim=-1)
         hard = cross_entropy(target, log_p)
         soft = cross_entropy(relation_targets(target, labels, self.relation_rows), log_p)
         return self.alpha * hard + (1.0 - self.alpha) * soft
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        classes = labels if labels is not None else target.argmax(dim=-1)
-        correct = logits.argmax(dim=-1) == classes  # argmax of the logits = argmax of the probabilities
-        classes = classes[correct]
-        probs = logits[correct].softmax(dim=-1)
+        seen, self._seen = self._seen, None
+        if labels is not None and seen is not None:  # the fused loss already computed both
+            probs, correct = seen
+            picked = correct.nonzero().squeeze(1)
+            classes, probs = labels.index_select(0, picked), probs.index_select(0, picked)
+        else:
+            classes = target.argmax(dim=-1) if labels is None else labels
+            correct = logits.argmax(dim=-1) == classes  # argmax of the logits = argmax of the probabilities
+            classes, probs = classes[correct], logits[correct].float().softmax(dim=-1)
         if self.top_n is None:
             self.accumulator.index_add_(0, classes, probs)
         else:
             self._sparse_accumulate(probs, classes)
-        self.counts.index_add_(0, classes, torch.ones_like(classes, dtype=torch.float32))
+        self.counts.index_add_(0, classes, probs.new_ones(len(classes)))
         self.steps += 1
         if self.update_every is not None and int(self.steps) % self.update_every == 0:
             self.swap()
