@@ -1,16 +1,13 @@
 """LS++, Label Smoothing++ (SPEC.md "LS++"): learnable non-target logits C, stop-gradient symmetric CE."""
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from ._fused_lspp import DenseLSPP, SparseLSPP
 from ._registry import register_loss
 from ._learnable import LearnableRelationLoss
-from .functional import cross_entropy, log_softmax_except, masked_row_softmax, mix, relation_targets, safe_log
-
-LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
+from .functional import cross_entropy, masked_row_softmax, mix, relation_targets, safe_log
 
 
 @register_loss("lspp")
@@ -38,7 +35,7 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
     default_alpha = 0.1
     relation_weight_decay = None  # None: same weight decay as the network (the authors' setting)
     include_self = False
-
+    casts_logits = True  # `compute` gets the logits in their own dtype (bf16: no float32 copy before the loss)
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         """softmax over k ≠ class of C[class], float32, zero on the diagonal."""
@@ -46,35 +43,21 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
             return self._sparse_log_rows(classes).exp()
         return masked_row_softmax(self.logits.float(), classes)
 
-    def log_relation_rows(self, classes: Tensor) -> Tensor:
-        """log R[classes], [n, K], -inf at each row's own class."""
-        if self.top_n is not None:
-            return self._sparse_log_rows(classes)
-        return log_softmax_except(self.logits.index_select(0, classes).float(), classes)
-
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
-        log_p = logits.log_softmax(dim=-1)
+        """Per-sample loss; class ids take the fused paths (`_fused_lspp`), which read `logits` in their own dtype."""
         if labels is not None:
-            return self._compute_hard(log_p, labels) if self.top_n is None else self._sparse_hard_loss(
-                log_p, labels, self.alpha)
+            if self.top_n is None:
+                return DenseLSPP.apply(logits, labels, self.logits, self.alpha, torch.is_grad_enabled())
+            return SparseLSPP.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail, self.alpha)
+        log_p = logits.float().log_softmax(dim=-1)
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         network_term = cross_entropy(t.detach(), log_p)
         matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))
         return (network_term + matrix_term) / 2
 
-    def _compute_hard(self, log_p: Tensor, labels: Tensor) -> Tensor:
-        """Hard labels from log R directly: log t = log α + log R off the target, log(1-α) on it; no one-hot."""
-        log_r = self.log_relation_rows(labels)
-        col = labels[:, None]
-        if self.alpha == 0.0:
-            log_t = torch.full_like(log_r, LOG_TINY)
-        else:
-            log_t = (log_r + math.log(self.alpha)).clamp_min(LOG_TINY)
-        log_t = log_t.scatter(1, col, max(LOG_TINY, math.log(1.0 - self.alpha)) if self.alpha < 1 else LOG_TINY)
-        t = log_r.detach().exp().mul_(self.alpha).scatter_(1, col, 1.0 - self.alpha)
-        network_term = cross_entropy(t, log_p)
-        matrix_term = cross_entropy(log_p.detach().exp(), log_t)
-        return (network_term + matrix_term) / 2
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
+        """Sparse slot statistics; float64 logits are cast (the candidate table is float32, see `casts_logits`)."""
+        super().update(logits.float() if logits.dtype == torch.float64 else logits, target, labels)
 
     def relation_matrix(self) -> Tensor:
         if self.top_n is not None:
