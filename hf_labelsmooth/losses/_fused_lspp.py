@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from ._wrong_class import most_probable_wrong
+
 LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
 NORMAL = 1e-30  # p_y above this has full float32 precision: lse = z_y - log p_y
 
@@ -175,16 +177,18 @@ class SparseLSPP(torch.autograd.Function):
 
     Inputs: logits z [B, K], labels [B], slots [B, N] (never the label), log R at the slots [B, N], log R of each
     tail class [B] (-inf without a tail), the tail size n_tail = K - 1 - N, and α. Off the slots and the label
-    every class has the tail's target c = α·R_tail, so t·z = (1-α) z_y + α Σ_s R_s z_s + c (Σ z - z_y - Σ_s z_s).
+    every class has the tail's target c = α·R_tail, so
+    t·z = (1-α) z_y + α Σ_s R_s z_s + c (Σ z - z_y - Σ_s z_s).
     Gradients go to z and to the two log R inputs (the matrix term), whose autograd graph reaches the parameters.
     """
 
     @staticmethod
     def forward(ctx: FunctionCtx, z: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
-                n_tail: int, alpha: float) -> Tensor:
+                n_tail: int, alpha: float, observe: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         col, x = labels[:, None], z if z.dtype == torch.float32 else z.float()
         z_s, r_s, total = x.gather(1, slots), log_r.exp(), x.sum(dim=-1) if n_tail > 0 else None
         p, lse, p_y, z_y = softmax_lse(z, x, col)
+        score, wrong = most_probable_wrong(p, labels) if observe else (p_y[:0], labels[:0])
         p_s = p.gather(1, slots)
         tail = alpha * log_r_tail.exp() if n_tail > 0 else torch.zeros_like(log_r_tail)
         t_z = (1.0 - alpha) * z_y + alpha * torch.linalg.vecdot(r_s, z_s)
@@ -197,11 +201,12 @@ class SparseLSPP(torch.autograd.Function):
         ctx.alpha, ctx.dtype = alpha, z.dtype
         ctx.save_for_backward(p, labels, slots, p_y, p_s, r_s, tail, torch.where(log_t_s >= LOG_TINY, p_s, 0.0),
                               torch.where(log_t_tail >= LOG_TINY, p_rest, 0.0))
-        return (lse - t_z + matrix) / 2
+        ctx.mark_non_differentiable(wrong, score)
+        return (lse - t_z + matrix) / 2, wrong, score
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: FunctionCtx, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
         p, labels, slots, p_y, p_s, r_s, tail, p_s_kept, p_rest_kept = ctx.saved_tensors
         half, alpha = grad.mul(0.5), ctx.alpha
         grad_z = None
@@ -209,4 +214,4 @@ class SparseLSPP(torch.autograd.Function):
             diff = p.sub_(tail[:, None]).scatter_(1, slots, p_s - alpha * r_s)
             diff.scatter_(1, labels[:, None], (p_y - (1.0 - alpha))[:, None])
             grad_z = scale_rows_(diff, half[:, None], ctx.dtype)
-        return grad_z, None, None, -p_s_kept * half[:, None], -p_rest_kept * half, None, None
+        return grad_z, None, None, -p_s_kept * half[:, None], -p_rest_kept * half, None, None, None

@@ -27,6 +27,7 @@ class LearnableRelationLoss(SparseLogitsMixin, RelationLoss):
             self.logits = nn.Parameter(torch.zeros(num_classes, num_classes))
         else:
             self._init_sparse(self.top_n, slot_init, refresh_every, swap_fraction, candidates)
+        self._confusions: tuple[Tensor, Tensor] | None = None  # sparse training: (wrong class, probability) per row
 
     @property
     def max_related(self) -> int:
@@ -40,7 +41,13 @@ class LearnableRelationLoss(SparseLogitsMixin, RelationLoss):
         return RelationLoss.relation_topk(self, n or self.max_related)
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        if self.top_n is not None:
+        """Sparse rows: record the confusions the fused hard-label pass found (`_confusions`), else scan the logits."""
+        confusions, self._confusions = self._confusions, None
+        if self.top_n is None:
+            return
+        if labels is not None and confusions is not None:
+            self._record_confusions(labels, *confusions)
+        else:
             self._observe_confusions(logits, labels if labels is not None else target.argmax(dim=-1))
 
     def end_epoch(self) -> None:

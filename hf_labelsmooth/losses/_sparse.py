@@ -4,8 +4,8 @@ Every row y keeps N *slots*: class indices ``slots[y]`` (K×N long) with their o
 slots (the *tail*) share the rest of the row's mass uniformly. The tail is what keeps LLS's KL(p‖t) finite (a
 target of exactly 0 would make it infinite) and makes a fresh sparse loss equal a fresh dense one (uniform rows).
 With N = K (lls, ols) or N = K-1 (lspp) the tail is empty and the sparse loss equals the dense one.
-Hard labels use closed forms (`_sparse_hard`: gathers at the slots plus full-row sums, no [B, K] target); soft
-targets expand only the rows of the classes that carry mass in the batch.
+Hard labels use fused closed forms (`_fused_lspp`, `_fused_lls`: gathers at the slots plus full-row sums, no
+[B, K] target); soft targets expand only the rows of the classes that carry mass in the batch.
 
 Learnable rows (LS++, LLS; `SparseLogitsMixin`): parameters ``logits`` (K×N, the slot logits) and
 ``tail_logits`` (K, one logit shared by each of the row's n_tail tail classes), so
@@ -27,7 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._sparse_hard import lls_hard, lspp_hard
+from ._wrong_class import most_probable_wrong
 
 DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
 
@@ -137,18 +137,15 @@ class SparseLogitsMixin:
         rows = scatter_rows(log_r_tail, slots, log_r, self.num_classes)
         return rows if self.include_self else rows.scatter(1, classes[:, None], float("-inf"))
 
-    def _sparse_hard_loss(self, log_p: Tensor, labels: Tensor, alpha: float) -> Tensor:
-        """Per-sample loss for class ids from the slots alone (`_sparse_hard`): no dense [B, K] target."""
-        fn = lls_hard if self.include_self else lspp_hard
-        return fn(log_p, labels, *self._sparse_slot_logs(labels), self.n_tail, alpha)
-
     @torch.no_grad()
     def _observe_confusions(self, logits: Tensor, classes: Tensor) -> None:
         """Record each sample's most probable wrong class (if not yet a slot of its row), scored by probability."""
-        top2, idx2 = logits.topk(2, dim=-1)
-        second = idx2[:, 0] == classes  # the own class leads: the wrong class is the runner-up
-        top, wrong = torch.where(second, top2[:, 1], top2[:, 0]), torch.where(second, idx2[:, 1], idx2[:, 0])
-        score = (top - logits.logsumexp(dim=-1)).exp()
+        score, wrong = most_probable_wrong(logits.float().softmax(dim=-1), classes)
+        self._record_confusions(classes, wrong, score)
+
+    @torch.no_grad()
+    def _record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
+        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
         new = ~(self.slots[classes] == wrong[:, None]).any(dim=-1)
         merge_into(self.candidate_index, self.candidate_score, classes[new], wrong[new], score[new])
         self.refresh_steps += 1

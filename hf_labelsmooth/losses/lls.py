@@ -1,12 +1,12 @@
 """LLS, Learnable Label Smoothing (SPEC.md "LLS"): learnable logits Q, R = softmax(Q), symmetric KL."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from ._fused_lls import DenseHardLLS, SparseHardLLS
 from ._registry import register_loss
 from ._learnable import LearnableRelationLoss
-from .functional import kl_divergence, mix, mix_targets, relation_targets, safe_log
+from .functional import kl_divergence, mix, relation_targets, safe_log
 
 
 @register_loss("lls")
@@ -32,7 +32,7 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
     default_alpha = 0.1
     relation_weight_decay = 0.0  # the appendix pseudo-code applies no decay to Q
     include_self = True
-
+    casts_logits = True  # hard labels: fused float32 maths (`_fused_lls`) straight from the logits' own dtype
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         """softmax(Q[classes]) in float32."""
@@ -41,12 +41,14 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
         return self.logits.index_select(0, classes).float().softmax(dim=-1)
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
-        log_p = logits.log_softmax(dim=-1)
-        if labels is not None and self.top_n is not None:
-            return self._sparse_hard_loss(log_p, labels, self.alpha)
-        if labels is not None:  # symmetric KL as one product: KL(t‖p) + KL(p‖t) = Σ (t - p)(log t - log p)
-            t = mix_targets(None, labels, self.relation_rows(labels), self.alpha)
-            return torch.linalg.vecdot(t - log_p.exp(), safe_log(t) - log_p) / 2
+        if labels is not None and self.top_n is None:
+            return DenseHardLLS.apply(logits, labels, self.logits, self.alpha)
+        if labels is not None:  # sparse: the fused pass also finds each sample's most probable wrong class
+            loss, wrong, score = SparseHardLLS.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail,
+                                                     self.alpha, self.training)
+            self._confusions = (wrong, score) if self.training else None  # recorded by `update`
+            return loss
+        log_p = logits.float().log_softmax(dim=-1)
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         log_t = safe_log(t)
         return (kl_divergence(t, log_t, log_p) + kl_divergence(log_p.exp(), log_p, log_t)) / 2

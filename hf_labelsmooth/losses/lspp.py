@@ -48,16 +48,15 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
         if labels is not None:
             if self.top_n is None:
                 return DenseLSPP.apply(logits, labels, self.logits, self.alpha, torch.is_grad_enabled())
-            return SparseLSPP.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail, self.alpha)
+            loss, wrong, score = SparseLSPP.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail,
+                                                  self.alpha, self.training)
+            self._confusions = (wrong, score) if self.training else None  # recorded by `update`
+            return loss
         log_p = logits.float().log_softmax(dim=-1)
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         network_term = cross_entropy(t.detach(), log_p)
         matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))
         return (network_term + matrix_term) / 2
-
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        """Sparse slot statistics; float64 logits are cast (the candidate table is float32, see `casts_logits`)."""
-        super().update(logits.float() if logits.dtype == torch.float64 else logits, target, labels)
 
     def relation_matrix(self) -> Tensor:
         if self.top_n is not None:
