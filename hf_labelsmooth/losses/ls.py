@@ -10,6 +10,9 @@ from ._registry import register_loss
 from .base import RelationLoss
 
 
+FUSED_FROM_K = 2048  # float32 logits: torch's kernel has fewer ops (small K); the fused one fewer passes (large K)
+
+
 @register_loss("ls")
 class LabelSmoothing(RelationLoss):
     """Uniform label smoothing with ε = `alpha` (default 0.1); R has every entry 1/K."""
@@ -19,9 +22,10 @@ class LabelSmoothing(RelationLoss):
     casts_logits = True
 
     def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
-        if labels is not None:  # fused: one softmax kept for the backward pass, no second exp
-            return smoothed_cross_entropy(logits, labels, self.alpha)[0]
-        return F.cross_entropy(logits.float(), target, label_smoothing=self.alpha, reduction="none")
+        if labels is not None and (logits.dtype != torch.float32 or logits.shape[-1] >= FUSED_FROM_K):
+            return smoothed_cross_entropy(logits, labels, self.alpha)[0]  # one exp pass, no float32 copy of bf16
+        return F.cross_entropy(logits.float(), labels if labels is not None else target, label_smoothing=self.alpha,
+                               reduction="none")
 
     def relation_matrix(self) -> Tensor:
         return torch.full((self.num_classes, self.num_classes), 1.0 / self.num_classes)
