@@ -19,6 +19,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
+from _alloc import keep_freed_memory
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.relation_io import atomic_write_bytes
 
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_step_overhead.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    allocator = "glibc keeps freed memory" if keep_freed_memory() else "default allocator"
     torch.manual_seed(0)
     model = timm.create_model("resnet18", pretrained=False, num_classes=1000).train()
     images, labels = torch.randn(args.batch, 3, 224, 224), torch.randint(0, 1000, (args.batch,))
@@ -101,7 +103,7 @@ def main() -> None:
         "",
         f"Batch {args.batch}, CPU, {args.threads} thread(s), {args.rounds} interleaved rounds; forward + loss + "
         f"backward + SGD step; torch {torch.__version__}, timm {timm.__version__}, "
-        f"{platform.processor() or platform.machine()}. Median cross-entropy step: "
+        f"{platform.processor() or platform.machine()}, {allocator}. Median cross-entropy step: "
         f"{statistics.median(ce_times) * 1e3:.0f} ms. Target: ratio <= 1.01.",
         "",
         "Isolated = the loss's own extra work per step (its forward+backward on the step's logits and the SGD "

@@ -25,7 +25,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         num_classes: Number of classes K.
         alpha: Smoothing weight in [0, 1]; ``None`` takes the class's `default_alpha`.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values).
-        check_inputs: Validate labels and logits on every call (one host sync); disable for speed.
+        check_inputs: Check labels before and the loss value after every call (two host syncs); False skips both.
     """
 
     name: ClassVar[str] = ""
