@@ -17,7 +17,8 @@ def expected_calibration_error(probs: Tensor, labels: Tensor, n_bins: int = 15) 
         ECE as a float in [0, 1].
     """
     if probs.ndim != 2 or labels.shape != probs.shape[:1]:
-        raise ValueError(f"Expected probs [N, K] and labels [N] but got {tuple(probs.shape)} and {tuple(labels.shape)}.")
+        raise ValueError(f"Expected probs [N, K] and labels [N] but got {tuple(probs.shape)} and "
+                         f"{tuple(labels.shape)}.")
     confidence, prediction = probs.float().max(dim=-1)
     correct = (prediction == labels).float()
     bins = torch.clamp((confidence * n_bins).ceil().long() - 1, 0, n_bins - 1)

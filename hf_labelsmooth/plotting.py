@@ -7,8 +7,9 @@ from typing import Sequence
 from torch import Tensor
 
 
-def plot_relation_matrix(matrix: Tensor, label_names: Sequence[str] | None = None, path: str | os.PathLike | None = None,
-                         title: str = "Class-relation matrix", hide_diagonal: bool = True):
+def plot_relation_matrix(matrix: Tensor, label_names: Sequence[str] | None = None,
+                         path: str | os.PathLike | None = None, title: str = "Class-relation matrix",
+                         hide_diagonal: bool = True):
     """Draw R as a heatmap (rows: true class, columns: classes the smoothing mass goes to).
 
     Args:

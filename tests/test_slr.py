@@ -115,7 +115,8 @@ def test_resume_after_interrupted_round(tmp_path) -> None:
     StochasticLabelRefinery(more.train, more.predict, output_dir=tmp_path / "b", **{**settings, "rounds": 4}).run(ds)
     assert len(more.calls) == 5 and load_state(tmp_path / "b")["rounds_done"] == 4
     with pytest.raises(ValueError, match="given_labels_sha256"):  # another dataset of the same size
-        StochasticLabelRefinery(resumed.train, resumed.predict, output_dir=tmp_path / "b", **settings).run(_dataset(40, 5))
+        refinery = StochasticLabelRefinery(resumed.train, resumed.predict, output_dir=tmp_path / "b", **settings)
+        refinery.run(_dataset(40, 5))
 
 
 def test_regression_targets(tmp_path) -> None:

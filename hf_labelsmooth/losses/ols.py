@@ -19,8 +19,9 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     """Loss α·CE(t, p) + (1-α)·H(t @ S, p) with S refreshed from averaged correct predictions (α default 0.5).
 
     During training, each correctly classified sample (its label's logit is the row maximum; with class ids,
-    ties count as correct) adds its detached probabilities to row `argmax t` of an accumulator A. `end_epoch()` (or every `update_every` training batches) sums A across processes,
-    normalises its rows into the new S and zeroes A. S starts uniform, so the first period is label smoothing.
+    ties count as correct) adds its detached probabilities to row `argmax t` of an accumulator A. `end_epoch()`
+    (or every `update_every` training batches) sums A across processes, normalises its rows into the new S and
+    zeroes A. S starts uniform, so the first period is label smoothing.
 
     Args:
         num_classes: Number of classes K.
