@@ -71,7 +71,8 @@ class ClassRelationMatrix:
         fields = {"method": getattr(loss, "name", None) or None, "alpha": getattr(loss, "alpha", None)}
         fields.update({k: metadata.pop(k) for k in _FIELDS if k in metadata})
         kind = LOGITS_KIND_BY_LOSS.get(getattr(loss, "name", ""))
-        logits = getattr(loss, "logits", None) if kind else None
+        dense = getattr(loss, "top_n", None) is None  # sparse losses hold K×N slot logits: store R alone
+        logits = getattr(loss, "logits", None) if kind and dense else None
         if isinstance(logits, Tensor):
             logits = logits.detach().float().cpu()
         else:

@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--relation-weight-decay", float, -1.0, "weight decay of LS++/LLS matrices (default -1: the method's, "
                                                 "SPEC.md: the network's for LS++ as its authors, 0 for LLS)"),
         ("--relation-matrix", str, None, "ClassRelationMatrix directory or Hub repo: fixed prior (relation_prior)"),
+        ("--relation-top-n", int, None, "ols / lspp / lls: keep N related classes per row (sparse, for large K)"),
     ])
     return parser
 
@@ -99,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"{args.loss_type} and --relation-matrix {args.relation_matrix}. Pass both or neither.")
     if args.ols_update_every is not None and args.loss_type != "ols":
         parser.error(f"Expected --loss-type ols with --ols-update-every but got --loss-type {args.loss_type}.")
+    if args.relation_top_n is not None and (args.loss_type not in ("ols", "lspp", "lls") or args.relation_top_n < 1):
+        parser.error(f"Expected --relation-top-n >= 1 with --loss-type ols, lspp or lls but got "
+                     f"{args.relation_top_n} with --loss-type {args.loss_type}.")
     if args.relation_weight_decay < 0:
         args.relation_weight_decay = None
     return args

@@ -142,7 +142,8 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp_aut
 
 def save_relation_matrix(loss: nn.Module, label_names: Sequence[str], directory: str | Path,
                          **metadata: Any) -> Path | None:
-    """Write the loss's K×K matrix with the dataset's class names (``ClassRelationMatrix.save_pretrained``).
+    """Write the loss's K×K matrix with the dataset's class names (``ClassRelationMatrix.save_pretrained``); a sparse
+    loss above `DENSE_MATRIX_LIMIT` classes writes its top-N table (``relation_topk.safetensors``) instead.
 
     Args:
         loss: The criterion; nothing is written for timm's own losses (no relation matrix).
@@ -156,6 +157,12 @@ def save_relation_matrix(loss: nn.Module, label_names: Sequence[str], directory:
     if not isinstance(loss, RelationLoss):
         return None
     from .relation_matrix import ClassRelationMatrix
+    from .relation_topk import needs_topk_artifact, write_relation_topk
+
+    if needs_topk_artifact(loss):  # a sparse loss above the dense size: its top-N table instead
+        path = write_relation_topk(loss, label_names, directory, **metadata)
+        _logger.info(f"Wrote the {loss.name} top-{loss.top_n} relation table ({loss.num_classes} classes) to {path}")
+        return path
 
     matrix = ClassRelationMatrix.from_loss(loss, label_names=list(label_names), **metadata)
     path = matrix.save_pretrained(directory)

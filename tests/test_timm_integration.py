@@ -168,3 +168,15 @@ def test_flags_resolve_smoothing_per_loss_and_check_relation_matrix() -> None:
         parse_args(["--data-dir", "d", "--loss-type", "relation_prior"])
     with pytest.raises(SystemExit):
         parse_args(["--data-dir", "d", "--loss-type", "lls", "--ols-update-every", "5"])
+    assert parse_args(["d", "--loss-type", "lls", "--relation-top-n", "4"]).relation_top_n == 4
+    with pytest.raises(SystemExit):
+        parse_args(["--data-dir", "d", "--loss-type", "ls", "--relation-top-n", "4"])
+
+
+def test_train_script_passes_relation_top_n_to_the_loss() -> None:
+    from timm_ddp_worker import load_script
+
+    script = load_script()
+    args = parse_args(["d", "--loss-type", "lls", "--relation-top-n", "3"])
+    loss = script.build_criterion(args, 10, [str(i) for i in range(10)], mixup_active=False)
+    assert loss.top_n == 3 and tuple(loss.logits.shape) == (10, 3)

@@ -175,3 +175,13 @@ def test_trainer_rejects_plain_arguments_and_loss_func(tmp_path) -> None:
     with pytest.raises(ValueError, match="compute_loss_func"):
         LabelSmoothingTrainer(model=tiny_model(), args=digits_args(str(tmp_path), "ls", 8),
                               compute_loss_func=lambda outputs, labels, num_items_in_batch=None: outputs.logits.sum())
+
+
+def test_relation_top_n_trains_a_sparse_matrix_and_writes_it(tmp_path) -> None:
+    trainer = train_digits(str(tmp_path), "lspp", n_train=128, num_train_epochs=2, relation_top_n=3)
+    loss = trainer.relation_loss
+    assert loss.top_n == 3 and tuple(loss.logits.shape) == (K, 3)  # K×N slot logits, not K×K
+    assert (loss.logits.detach().abs().max() > 1e-4) and all(p.grad is None for p in loss.parameters())
+    trainer.save_model(str(tmp_path / "final"))
+    saved = ClassRelationMatrix.from_pretrained(tmp_path / "final" / "relation_matrix")  # K <= 8192: dense artifact
+    assert torch.allclose(saved.matrix, loss.relation_matrix(), atol=1e-6)

@@ -55,6 +55,8 @@ def build_criterion(args: argparse.Namespace, num_classes: int, class_names: lis
     kwargs = {}
     if args.loss_type == "ols" and args.ols_update_every is not None:
         kwargs["update_every"] = args.ols_update_every
+    if args.relation_top_n is not None:
+        kwargs["top_n"] = args.relation_top_n
     if args.relation_matrix is not None:
         from hf_labelsmooth.relation_matrix import ClassRelationMatrix
 

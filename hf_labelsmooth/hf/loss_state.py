@@ -83,11 +83,15 @@ def write_relation_matrix(loss: RelationLoss, label_names: Sequence[str], direct
     ``relation_matrix.safetensors`` (tensor ``relation_matrix``; label names, method and alpha in its metadata)
     goes beside the model files; the full `ClassRelationMatrix` artifact (with its own config.json and card, so
     that it cannot clobber the model's) goes to the ``relation_matrix/`` subfolder, loadable with
-    ``ClassRelationMatrix.from_pretrained(dir / "relation_matrix")`` or ``--relation_matrix``.
+    ``ClassRelationMatrix.from_pretrained(dir / "relation_matrix")`` or ``--relation_matrix``. A sparse loss
+    with K above `DENSE_MATRIX_LIMIT` writes ``relation_matrix/relation_topk.safetensors`` instead.
     """
     from ..relation_matrix import ClassRelationMatrix
+    from ..relation_topk import needs_topk_artifact, write_relation_topk
 
     directory = Path(directory)
+    if needs_topk_artifact(loss):  # sparse loss above the dense size: its top-N table instead
+        return write_relation_topk(loss, label_names, directory / MATRIX_DIR, **metadata)
     artifact = ClassRelationMatrix.from_loss(loss, label_names=list(label_names), **metadata)
     artifact.save_pretrained(directory / MATRIX_DIR)
     flat = directory / MATRIX_FILE

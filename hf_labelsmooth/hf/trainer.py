@@ -11,6 +11,7 @@ from transformers import Trainer
 from ..losses import create_loss
 from ..losses.base import RelationLoss
 from ..optim import relation_param_groups
+from ..relation_topk import needs_topk_artifact
 from .callbacks import RelationLossCallback
 from .loss_state import load_loss_state, matrix_stats, save_loss_state, write_relation_matrix
 from .training_args import LabelSmoothingTrainingArguments
@@ -33,6 +34,8 @@ def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
         ValueError: When the `relation_matrix` prior's label names differ from the model's (`config.id2label`).
     """
     kwargs: dict[str, Any] = {"reduction": "none"}
+    if args.relation_top_n is not None:
+        kwargs["top_n"] = args.relation_top_n
     if args.label_smoothing_method == "relation_prior":
         from ..relation_matrix import ClassRelationMatrix
 
@@ -144,6 +147,6 @@ class LabelSmoothingTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs."""
-        if "loss" in logs:
+        if "loss" in logs and not needs_topk_artifact(self.relation_loss):  # large sparse K: no dense matrix
             logs.update(matrix_stats(self.relation_loss.relation_matrix()))
         super().log(logs, start_time)

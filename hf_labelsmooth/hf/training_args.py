@@ -23,6 +23,7 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_weight_decay: Weight decay of learnable matrices; ``None`` = the method's default (lspp: the
             model's `weight_decay`, lls: 0).
         relation_matrix: Path or Hub repo id of a saved `ClassRelationMatrix` used as a fixed prior.
+        relation_top_n: ols / lspp / lls: keep N related classes per row (sparse, for large K; see README).
     """
 
     label_smoothing_method: Literal["ce", "ls", "ols", "lspp", "lls", "relation_prior"] = field(
@@ -38,6 +39,8 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                                         "weight_decay, lls: 0)."})
     relation_matrix: str | None = field(
         default=None, metadata={"help": "Path or Hub repo id of a saved relation matrix to use as a fixed prior."})
+    relation_top_n: int | None = field(
+        default=None, metadata={"help": "ols/lspp/lls: keep N related classes per row (sparse, for large K)."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,6 +70,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         if method == "ce" and self.label_smoothing_alpha:
             raise ValueError(f"Expected no `label_smoothing_alpha` with method 'ce' but got "
                              f"{self.label_smoothing_alpha}. Use `--label_smoothing_method ls` to smooth.")
+        if self.relation_top_n is not None and (method not in ("ols", "lspp", "lls") or self.relation_top_n < 1):
+            raise ValueError(f"Expected `relation_top_n` >= 1 with method ols, lspp or lls but got "
+                             f"{self.relation_top_n} with method {method!r}. Drop it or pick one of those methods.")
         if self.relation_lr is not None and self.relation_lr < 0:
             raise ValueError(f"Expected `relation_lr` >= 0 but got {self.relation_lr}.")
         if self.relation_weight_decay is not None and self.relation_weight_decay < 0:
