@@ -48,8 +48,9 @@ def softmax_lse(z: Tensor, x: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tens
 
 
 def _softmax_(x: Tensor) -> Tensor:
-    """Softmax of float32 rows in place (the kernels read each row before writing it)."""
-    return torch.softmax(x, dim=-1, out=x)
+    """Softmax of float32 rows, in place on the CPU (its kernel reads each row before writing it); a new tensor on
+    other devices, where in-place softmax is unverified."""
+    return torch.softmax(x, dim=-1, out=x) if x.device.type == "cpu" else torch.softmax(x, dim=-1)
 
 
 def scale_rows_(x: Tensor, scale: Tensor, dtype: torch.dtype) -> Tensor:
