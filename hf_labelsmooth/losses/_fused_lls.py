@@ -19,17 +19,9 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from ._wrong_class import most_probable_wrong
+from .functional import LOG_TINY, at, log_or_neg_inf
 
-LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
 LOG_DENORMAL = math.log(float(torch.finfo(torch.float32).smallest_normal) * 2.0 ** -23)  # smallest positive
-
-
-def _log(x: float) -> float:
-    return math.log(x) if x > 0 else float("-inf")
-
-
-def _at(x: Tensor, index: Tensor) -> Tensor:
-    return x.gather(1, index).squeeze(1)
 
 
 def _keeps_graph() -> bool:
@@ -128,8 +120,8 @@ def _observe_lse(zf: Tensor, p: Tensor, labels: Tensor, observe: bool) -> tuple[
     if not observe:
         return zf.amax(dim=-1) - p.amax(dim=-1).log(), labels[:0], p[:0, 0]
     score, wrong = most_probable_wrong(p, labels)
-    top = torch.where(_at(p, labels[:, None]) >= score, labels, wrong)[:, None]
-    return _at(zf, top) - _at(p, top).log(), wrong, score
+    top = torch.where(at(p, labels[:, None]) >= score, labels, wrong)[:, None]
+    return at(zf, top) - at(p, top).log(), wrong, score
 
 
 def _sparse_targets(labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
@@ -137,9 +129,9 @@ def _sparse_targets(labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Te
     """At the slots and (last column) the label: t, log t (clamped at log tiny), log(α R) and the weight 1 of each
     entry (the label column counts only when the label is in the tail; its α R part is the tail value c)."""
     own = slots == labels[:, None]
-    lt1 = _log(alpha) + torch.cat([log_r, log_r_tail[:, None]], dim=1)
+    lt1 = log_or_neg_inf(alpha) + torch.cat([log_r, log_r_tail[:, None]], dim=1)
     mix = torch.cat([own, torch.ones_like(own[:, :1])], dim=1)
-    lt = torch.where(mix, torch.logaddexp(lt1, lt1.new_tensor(_log(1.0 - alpha))), lt1).clamp_min(LOG_TINY)
+    lt = torch.where(mix, torch.logaddexp(lt1, lt1.new_tensor(log_or_neg_inf(1.0 - alpha))), lt1).clamp_min(LOG_TINY)
     weight = torch.cat([torch.ones_like(log_r), (~own.any(dim=-1, keepdim=True)).float()], dim=1)
     return lt1.exp() + (1.0 - alpha) * mix, lt, lt1, weight
 

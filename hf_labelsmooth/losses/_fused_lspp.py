@@ -19,19 +19,14 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from ._wrong_class import most_probable_wrong
+from .functional import LOG_TINY, log_or_neg_inf
 
-LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
 NORMAL = 1e-30  # p_y above this has full float32 precision: lse = z_y - log p_y
 
 
 def log_target_own(alpha: float) -> float:
     """Clamped log t_y = log(1-α)."""
     return max(LOG_TINY, math.log(1.0 - alpha)) if alpha < 1.0 else LOG_TINY
-
-
-def log_weight(alpha: float) -> float:
-    """log α (-inf at α = 0)."""
-    return math.log(alpha) if alpha > 0 else float("-inf")
 
 
 def softmax_lse(z: Tensor, x: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -122,10 +117,10 @@ def _off_target(p: Tensor, relation_logits: Tensor, labels: Tensor, lse_c: Tenso
     col = labels[:, None]
     if cut is None:
         own = _own_rows(relation_logits, labels, scratch).scatter_(1, col, 0.0)
-        return log_weight(alpha) - lse_c, torch.mul(own, p, out=own).sum(dim=-1), None
+        return log_or_neg_inf(alpha) - lse_c, torch.mul(own, p, out=own).sum(dim=-1), None
     own = _own_rows(relation_logits, labels)
     floored = torch.maximum(own, cut[:, None]).scatter_(1, col, 0.0)
-    return log_weight(alpha) - lse_c, torch.linalg.vecdot(p, floored), own
+    return log_or_neg_inf(alpha) - lse_c, torch.linalg.vecdot(p, floored), own
 
 
 def _scratch(buffer: Tensor | None, like: Tensor) -> Tensor | None:
@@ -155,9 +150,9 @@ def _clamp_cut(lowest: Tensor | None, lse_c: Tensor, alpha: float, device: torch
     """Per-row C value below which log t is clamped, or None when no off-target entry can be clamped."""
     if lowest is None:
         return None
-    if device.type == "cpu" and float((lowest - lse_c).amin()) >= LOG_TINY - log_weight(alpha):
+    if device.type == "cpu" and float((lowest - lse_c).amin()) >= LOG_TINY - log_or_neg_inf(alpha):
         return None
-    return lse_c + (LOG_TINY - log_weight(alpha))
+    return lse_c + (LOG_TINY - log_or_neg_inf(alpha))
 
 
 def _relation_rows_grad(r: Tensor, diff: Tensor, kept: Tensor | None, p_y: Tensor, half: Tensor, alpha: float,
@@ -196,7 +191,7 @@ class SparseLSPP(torch.autograd.Function):
         if n_tail > 0:
             t_z = t_z + tail * (total - z_y - z_s.sum(dim=-1))
         p_rest = (1.0 - p_y - p_s.sum(dim=-1)).clamp_min(0.0) if n_tail > 0 else torch.zeros_like(p_y)
-        log_t_s, log_t_tail = log_r + log_weight(alpha), log_r_tail + log_weight(alpha)
+        log_t_s, log_t_tail = log_r + log_or_neg_inf(alpha), log_r_tail + log_or_neg_inf(alpha)
         matrix = -p_y * log_target_own(alpha) - torch.linalg.vecdot(p_s, log_t_s.clamp_min(LOG_TINY))
         matrix = matrix - p_rest * log_t_tail.clamp_min(LOG_TINY)
         ctx.alpha, ctx.dtype = alpha, z.dtype

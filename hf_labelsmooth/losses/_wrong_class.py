@@ -4,9 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _at(x: Tensor, index: Tensor) -> Tensor:
-    return x.gather(1, index).squeeze(1)
+from .functional import at
 
 
 BLOCK = 64  # the wrong-class search takes block maxima in one fast pass, then searches one block per row
@@ -30,6 +28,6 @@ def most_probable_wrong(p: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         index = torch.where(in_block, best * BLOCK, best + (full - full // BLOCK))
         index = index + torch.arange(BLOCK, device=p.device) * in_block  # the remainder: its column BLOCK times
         score, pos = p.gather(1, index).max(dim=-1)
-        wrong = _at(index, pos[:, None])
+        wrong = at(index, pos[:, None])
     p.scatter_(1, y, p_y)
     return score, wrong

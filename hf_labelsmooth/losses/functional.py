@@ -1,6 +1,7 @@
 """Pure tensor functions behind the losses (float32 in, per-sample values out). No state, no framework imports."""
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -8,6 +9,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 RowsFn = Callable[[Tensor], Tensor]
+LOG_TINY = math.log(torch.finfo(torch.float32).tiny)  # where float32 log-targets are clamped (α ∈ {0, 1})
+
+
+def log_or_neg_inf(x: float) -> float:
+    """log(x) of a weight such as α, -inf at 0."""
+    return math.log(x) if x > 0 else float("-inf")
+
+
+def at(x: Tensor, index: Tensor) -> Tensor:
+    """`x[i, index[i, 0]]` for each row i: [B] from [B, K] and a [B, 1] column index."""
+    return x.gather(1, index).squeeze(1)
 
 
 def safe_log(x: Tensor) -> Tensor:
@@ -50,23 +62,6 @@ def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Ten
 def mix(target: Tensor, smooth: Tensor, alpha: float) -> Tensor:
     """(1-α)·t + α·smooth."""
     return (1.0 - alpha) * target + alpha * smooth
-
-
-def mix_targets(target: Tensor | None, labels: Tensor | None, smooth: Tensor, alpha: float,
-                inplace: bool = False) -> Tensor:
-    """(1-α)·t + α·smooth; for hard labels (`labels` given) adds 1-α at each row's class, without a one-hot.
-
-    `inplace=True` reuses `smooth` (a fresh tensor that needs no gradient) and saves a [B, K] allocation.
-    """
-    if labels is None:
-        return mix(target, smooth, alpha)
-    scaled = smooth.mul_(alpha) if inplace else smooth * alpha  # fresh: the in-place scatter is autograd-safe
-    return scaled.scatter_add_(1, labels[:, None], scaled.new_full((len(labels), 1), 1.0 - alpha))
-
-
-def log_softmax_except(rows: Tensor, classes: Tensor) -> Tensor:
-    """log-softmax of `rows` [n, K] over the K-1 columns other than `classes` [n] (whose entry is -inf)."""
-    return rows.scatter(1, classes[:, None], float("-inf")).log_softmax(dim=-1)
 
 
 def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:
