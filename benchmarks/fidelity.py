@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/fidelity.py`` (several minutes on one CPU thread). Writes ``results_fidelity.md``.
 An MLP (64-256-256-10) is trained with Adam for a fixed number of epochs on noisy training labels and scored on
-the clean test split: accuracy and ECE (15 bins, `hf_labelsmooth.ece_metric.ExpectedCalibrationError`), mean ± std
+the clean test split: accuracy and ECE (15 bins, `hf_labelsmooth.metrics.ece_metric.ExpectedCalibrationError`), mean ± std
 over seeds. Methods use their SPEC.md default α; lspp/lls train their matrix in the same Adam; OLS swaps every
 epoch. "slr" (Stochastic Label Refinery: k=5 folds, n=3, 2 rounds, same MLP trained on the refined labels) runs
 when `hf_labelsmooth.slr` is present. The learned matrices' top-3 related classes per digit are listed next to
@@ -22,8 +22,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from hf_labelsmooth import create_loss
-from hf_labelsmooth.ece_metric import ExpectedCalibrationError
-from hf_labelsmooth.relation_io import atomic_write_bytes
+from hf_labelsmooth.metrics.ece_metric import ExpectedCalibrationError
+from hf_labelsmooth.relations.io import atomic_write_bytes
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
 K = 10

@@ -22,14 +22,16 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     """Handler of ``show``."""
-    from .relation_matrix import ClassRelationMatrix
+    from .relations import load_relations
 
     if args.top < 1:
         raise ValueError(f"Expected --top >= 1 but got {args.top}.")
-    matrix = ClassRelationMatrix.from_pretrained(args.path_or_repo, revision=args.revision)
+    matrix = load_relations(args.path_or_repo, revision=args.revision)
     print(format_summary(matrix, args.top))
     if args.png:
-        matrix.plot(args.png)
+        if matrix.plot(args.png) is None:
+            raise ValueError(f"Expected a dense matrix for --png but got a top-{matrix.top_n} table (K="
+                             f"{matrix.num_classes} is too large to draw). Drop --png.")
         print(f"heatmap written to {args.png}")
     return 0
 

@@ -1,10 +1,16 @@
 """Shared fixtures: deterministic seeds and per-registry construction kwargs."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 import hf_labelsmooth
+
+# The scripts' private helpers (`_hf_data`, `_timm_loop`, ...) live beside the scripts, not in the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train_scripts"))
 
 
 def loss_kwargs(name: str, num_classes: int) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from hf_labelsmooth.calibration import expected_calibration_error
+from hf_labelsmooth.metrics.functional import expected_calibration_error
 
 
 def _ece_by_loop(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from hf_labelsmooth import ClassRelationMatrix
-from hf_labelsmooth.demo import add_label_noise, main
+from run_digits_demo import add_label_noise, main
 
 
 def test_demo_trains_and_writes_matrices(tmp_path) -> None:

@@ -5,9 +5,9 @@ import evaluate
 import pytest
 import torch
 
-import hf_labelsmooth.ece_metric as ece_module
-from hf_labelsmooth.calibration import expected_calibration_error
-from hf_labelsmooth.ece_metric import ExpectedCalibrationError
+import hf_labelsmooth.metrics.ece_metric as ece_module
+from hf_labelsmooth.metrics.functional import expected_calibration_error
+from hf_labelsmooth.metrics.ece_metric import ExpectedCalibrationError
 
 
 def _data(n: int = 64, k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import hf_labelsmooth
-from hf_labelsmooth.losses._fused_ce import smoothed_cross_entropy
+from hf_labelsmooth.losses.kernels.fused_ce import smoothed_cross_entropy
 
 B, K = 6, 7
 

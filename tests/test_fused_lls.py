@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hf_labelsmooth import create_loss
-from hf_labelsmooth.losses._wrong_class import most_probable_wrong
-from hf_labelsmooth.losses._sparse import SparseLogitsMixin
+from hf_labelsmooth.losses.kernels.wrong_class import most_probable_wrong
+from hf_labelsmooth.losses.sparse.slots import SparseLogitsMixin
 
 B, K = 12, 9
 TINY = torch.finfo(torch.float32).tiny

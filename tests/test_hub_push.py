@@ -47,7 +47,7 @@ def test_push_is_one_commit_with_the_saved_files_and_loads_back(tmp_path):
     assert config["label_names"] == ["low", "mid", "high"] and config["alpha"] == 0.25
     assert (config["method"], config["source_model"], config["epochs"]) == ("lls", "tiny-cnn", 2)
     card = commit["files"]["README.md"].decode()
-    assert 'from_pretrained("alice/toy-lls")' in card and "| low | mid (" in card
+    assert 'load_relations("alice/toy-lls")' in card and "| low | mid (" in card
     assert commit["files"]["relation_matrix.png"][:4] == b"\x89PNG"
     assert f"COMMIT {1:040x}" in result.stdout
     assert "LOADED ['low', 'mid', 'high'] lls softmax True" in result.stdout

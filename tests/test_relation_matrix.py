@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-import hf_labelsmooth.relation_io as rio
+import hf_labelsmooth.relations.io as rio
 from hf_labelsmooth import ClassRelationMatrix, create_loss
 
 NAMES = ["cat", "dog", "car", "truck"]
@@ -62,7 +62,7 @@ def test_card_contents(tmp_path):
         others = sorted((j for j in range(4) if j != row), key=lambda j: -float(HAND[row, j]))
         cells = " | ".join(f"{NAMES[j]} ({float(HAND[row, j]):.3f})" for j in others)
         assert f"| {name} | {cells} |" in card
-    assert 'ClassRelationMatrix.from_pretrained("me/toy-lls")' in card and 'create_loss("relation_prior"' in card
+    assert 'load_relations("me/toy-lls")' in card and 'create_loss("relation_prior"' in card
     assert "LLS: Regulating Neural Network Training via Learnable Label Smoothing" in card
 
 

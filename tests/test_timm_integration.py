@@ -1,4 +1,4 @@
-"""Unit tests of hf_labelsmooth.timm_integration: the loss factory, the task, the matrix param group, the flags."""
+"""Unit tests of hf_labelsmooth.integrations.timm: the loss factory, the task, the matrix param group, the flags."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,10 +11,10 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 
 from hf_labelsmooth import RelationLoss
-from hf_labelsmooth.timm_integration import (RelationClassificationTask, RelationTrainableModule,
+from hf_labelsmooth.integrations.timm import (RelationClassificationTask, RelationTrainableModule,
                                              add_relation_param_group, create_classification_loss,
                                              is_relation_loss_type, list_classification_loss_types)
-from hf_labelsmooth.timm_integration_args import parse_args
+from _timm_args import parse_args
 
 K = 6
 TIMM_CASES = [

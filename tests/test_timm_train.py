@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_labelsmooth.relation_matrix import ClassRelationMatrix
+from hf_labelsmooth.relations.matrix import ClassRelationMatrix
 from timm_ddp_worker import load_script
 from timm_digits import write_digits_imagefolder
 

@@ -23,8 +23,8 @@ def test_parser_reads_new_fields() -> None:
     assert (args.label_smoothing_method, args.label_smoothing_alpha) == ("lls", 0.3)
     assert (args.relation_lr, args.relation_weight_decay, args.learning_rate) == (0.01, 0.001, 1e-4)
     assert _parse("--label_smoothing_method", "lspp", "--relation_top_n", "8").relation_top_n == 8
-    ols = _parse("--label_smoothing_method", "ols", "--ols_update_every", "50")
-    assert ols.ols_update_every == 50 and ols.label_smoothing_alpha is None
+    ols = _parse("--label_smoothing_method", "ols", "--relation_update_every", "50")
+    assert ols.relation_update_every == 50 and ols.label_smoothing_alpha is None
     default = _parse()
     assert default.label_smoothing_method == "ce" and default.relation_matrix is None
 
@@ -51,8 +51,8 @@ def test_builtin_label_smoothing_factor_is_an_error(method: str) -> None:
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--label_smoothing_method", "ls", "--ols_update_every", "5"], "ols_update_every"),
-    (["--label_smoothing_method", "ols", "--ols_update_every", "0"], "ols_update_every"),
+    (["--label_smoothing_method", "ls", "--relation_update_every", "5"], "relation_update_every"),
+    (["--label_smoothing_method", "ols", "--relation_update_every", "0"], "relation_update_every"),
     (["--label_smoothing_method", "ls", "--label_smoothing_alpha", "1.5"], r"\[0, 1\]"),
     (["--label_smoothing_alpha", "0.1"], "method 'ce'"),
     (["--label_smoothing_method", "lls", "--relation_lr", "-1"], "relation_lr"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from hf_labelsmooth import ClassRelationMatrix
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "train_scripts"
 COMMON = ["--use_cpu", "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "True", "--seed", "0",
@@ -30,9 +30,9 @@ def run_script(name: str, argv: list[str], monkeypatch: Any) -> dict[str, Any]:
         if "loss" in entry:
             losses.setdefault(int(-(-entry["epoch"] // 1)), []).append(entry["loss"])
     matrix, names = None, None
-    if (out / "relation_matrix.safetensors").is_file():
-        with safe_open(str(out / "relation_matrix.safetensors"), "pt") as f:
-            matrix, names = f.get_tensor("relation_matrix"), json.loads(f.metadata()["label_names"])
+    if (out / "relation_matrix" / "config.json").is_file():
+        saved = ClassRelationMatrix.from_pretrained(out / "relation_matrix")
+        matrix, names = saved.matrix, saved.label_names
     return {"metrics": metrics, "losses": losses, "matrix": matrix, "label_names": names, "out": out}
 
 

@@ -18,9 +18,9 @@ from transformers import (AutoConfig, AutoFeatureExtractor, AutoModelForAudioCla
                           HfArgumentParser, set_seed)
 
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
-from hf_labelsmooth.hf.data import load_audio_folder, random_subsample, resample
-from hf_labelsmooth.hf.metrics import compute_accuracy
-from hf_labelsmooth.hf.run_utils import label_maps, setup_logging, train_and_evaluate
+from _hf_data import load_audio_folder, random_subsample, resample
+from hf_labelsmooth.metrics.classification import compute_accuracy
+from _hf_run import label_maps, setup_logging, train_and_evaluate
 
 logger = logging.getLogger(__name__)
 

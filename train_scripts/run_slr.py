@@ -24,7 +24,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from transformers.trainer_utils import SaveStrategy
 
 from hf_labelsmooth.slr import HFTrainerSLRAdapter, StochasticLabelRefinery, TimmSLRAdapter
-from hf_labelsmooth.slr.scripts import (ImageCollator, load_train_split, prepare_labels, processor_size,
+from _slr_helpers import (ImageCollator, load_train_split, prepare_labels, processor_size,
                                         save_final_model, timm_collates, torchvision_transforms)
 
 logger = logging.getLogger(__name__)

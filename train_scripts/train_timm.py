@@ -2,7 +2,7 @@
 """Train a timm model on an ImageFolder with class-relation label smoothing (OLS, LS++, LLS) or timm's own losses.
 
 The flags follow timm's ``train.py``; added: ``--loss-type`` (alias ``--loss``) with timm's types plus ``ls``,
-``ols``, ``lspp``, ``lls``, ``relation_prior``; ``--ls-alpha``, ``--ols-update-every``, ``--relation-lr``,
+``ols``, ``lspp``, ``lls``, ``relation_prior``; ``--ls-alpha``, ``--relation-update-every``, ``--relation-lr``,
 ``--relation-weight-decay``, ``--relation-matrix``. Distributed like timm: ``torchrun --nproc_per_node N
 train_scripts/train_timm.py --data-dir DIR ...`` (gloo on CPU, NCCL on CUDA); ``--batch-size`` is per process.
 
@@ -12,7 +12,7 @@ train_scripts/train_timm.py --data-dir DIR ...`` (gloo on CPU, NCCL on CUDA); ``
 - Learnable matrices (LS++, LLS) live in the DDP-wrapped trainable module (all-reduced with the model's grads),
   in their own optimizer group (lr ``--relation-lr``, default ``--lr``; weight decay ``--relation-weight-decay``,
   default the method's: the network's for LS++ as its authors did, 0 for LLS; ``0`` keeps both out of decay).
-- OLS swaps at each epoch end (or every ``--ols-update-every`` steps), summing its statistics across processes.
+- OLS swaps at each epoch end (or every ``--relation-update-every`` steps), summing its statistics across processes.
 - Checkpoints (timm's ``CheckpointSaver``) hold the loss state in ``task_state``; ``--resume`` restores it; every
   epoch is reseeded, so a run resumed from an epoch checkpoint ends exactly where the uninterrupted run would.
 - The final matrix is written to ``<output>/relation_matrix/`` (safetensors + config.json with the dataset's class
@@ -39,12 +39,12 @@ from timm.task import load_task_ema_checkpoint, resume_task_checkpoint
 from timm.utils import CheckpointSaver, NativeScaler, get_outdir, init_distributed_device, random_seed
 from timm.utils import setup_default_logging, update_summary
 
-from hf_labelsmooth.timm_integration import (RelationClassificationTask, add_relation_param_group,
-                                             create_classification_loss, is_relation_loss_type)
-from hf_labelsmooth.timm_integration_args import parse_args
-from hf_labelsmooth.timm_integration_train import (build_datasets, build_loader, dataset_class_names,
-                                                   save_relation_matrix, seed_epoch, set_transforms,
-                                                   train_one_epoch, validate)
+from hf_labelsmooth import get_loss_class
+from hf_labelsmooth.integrations.timm import (RelationClassificationTask, add_relation_param_group,
+                                              create_classification_loss, is_relation_loss_type)
+from _timm_args import parse_args
+from _timm_loop import (build_datasets, build_loader, dataset_class_names, save_relation_matrix, seed_epoch,
+                        set_transforms, train_one_epoch, validate)
 
 _logger = logging.getLogger("train")
 
@@ -53,14 +53,14 @@ def build_criterion(args: argparse.Namespace, num_classes: int, class_names: lis
                     mixup_active: bool) -> torch.nn.Module:
     """The loss from --loss-type (timm's types delegated to timm) and the relation flags."""
     kwargs = {}
-    if args.loss_type == "ols" and args.ols_update_every is not None:
-        kwargs["update_every"] = args.ols_update_every
+    if args.relation_update_every is not None:  # the method's own period option (ols: update_every)
+        kwargs[get_loss_class(args.loss_type).period_option] = args.relation_update_every
     if args.relation_top_n is not None:
         kwargs["top_n"] = args.relation_top_n
     if args.relation_matrix is not None:
-        from hf_labelsmooth.relation_matrix import ClassRelationMatrix
+        from hf_labelsmooth.relations import load_relations
 
-        matrix = ClassRelationMatrix.from_pretrained(args.relation_matrix)
+        matrix = load_relations(args.relation_matrix)
         matrix.check_label_names(class_names)
         kwargs.update(matrix=matrix, label_names=class_names)
     relation = is_relation_loss_type(args.loss_type)

@@ -1,14 +1,19 @@
-"""The math: one loss per module, each registered by name. Imports neither timm nor transformers."""
+"""The math: one loss per module, each registered by name with its method facts. Imports torch only."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-from ._registry import create_loss, get_loss_class, is_loss, list_losses, register_loss
 from .base import RelationLoss
+from .ce import CrossEntropy
+from .learnable import LearnableRelationLoss
+from .lls import LearnableLabelSmoothing
+from .ls import LabelSmoothing
+from .lspp import LabelSmoothingPlusPlus
+from .ols import OnlineLabelSmoothing
+from .registry import MethodCard, create_loss, get_loss_class, is_loss, list_losses, register_loss
+from .relation_prior import RelationPrior
+from .soft_kl import SoftKL, soft_value_loss
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_") and _module.name not in ("base", "functional"):
-        importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["RelationLoss", "create_loss", "get_loss_class", "is_loss", "list_losses", "register_loss"]
+__all__ = [
+    "CrossEntropy", "LabelSmoothing", "LabelSmoothingPlusPlus", "LearnableLabelSmoothing", "LearnableRelationLoss",
+    "MethodCard", "OnlineLabelSmoothing", "RelationLoss", "RelationPrior", "SoftKL", "create_loss", "get_loss_class",
+    "is_loss", "list_losses", "register_loss", "soft_value_loss",
+]

@@ -9,9 +9,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._validation import check_alpha, check_finite_loss, check_logits_shape, check_num_classes, check_reduction, \
+from .validation import check_alpha, check_finite_loss, check_logits_shape, check_num_classes, check_reduction, \
     check_target
 from .functional import one_hot
+from .registry import MethodCard
 
 
 class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
@@ -28,10 +29,17 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         check_inputs: Check labels before and the loss value after every call (two host syncs); False skips both.
     """
 
-    name: ClassVar[str] = ""
+    # Method facts, declared once here and read by every integration, the artifact writer and the card.
+    name: ClassVar[str] = ""  # set by @register_loss
     default_alpha: ClassVar[float] = 0.1
-    requires_optimizer: ClassVar[bool] = False
-    relation_weight_decay: ClassVar[float | None] = None
+    requires_optimizer: ClassVar[bool] = False  # owns parameters that must go in the optimizer
+    relation_weight_decay: ClassVar[float | None] = None  # None: the network's weight decay
+    learns_relations: ClassVar[bool] = False  # training learns a matrix worth saving and sharing
+    supports_top_n: ClassVar[bool] = False  # accepts `top_n=N` sparse rows
+    logits_kind: ClassVar[str | None] = None  # how stored `logits` map to R: "softmax" or "masked_softmax"
+    period_option: ClassVar[str | None] = None  # constructor option that sets an update period in batches
+    requires_matrix: ClassVar[bool] = False  # built from a saved matrix (`matrix=`, `--relation_matrix`)
+    card: ClassVar[MethodCard | None] = None  # model-card text of matrices this method learns
     dense_hard_targets: ClassVar[bool] = True  # False: `compute`/`update` get target=None for hard labels
     casts_logits: ClassVar[bool] = False  # True: `compute` gets logits in their own dtype and does float32 maths
 
@@ -45,6 +53,11 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         self.check_inputs = check_inputs
         self.batches_seen = 0
         self._reduced_states: list[str] = []
+
+    @classmethod
+    def has_update_period(cls, top_n: int | None = None) -> bool:
+        """Whether this method refreshes its relations on a period (`period_option`) with these options."""
+        return cls.period_option is not None
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 whatever the dtype.

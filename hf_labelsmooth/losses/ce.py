@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._registry import register_loss
+from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy
 

@@ -69,3 +69,22 @@ def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:
     rows = logits[classes]
     own = F.one_hot(classes, logits.shape[-1]).bool()
     return rows.masked_fill(own, float("-inf")).softmax(dim=-1)
+
+
+def topk_rows(indices: Tensor, values: Tensor, classes: Tensor, include_self: bool = True) -> Tensor:
+    """Dense rows R[classes] [n, K] of a top-N table: the stored entries, the rest of each row spread uniformly.
+
+    Args:
+        indices: [K, N] class ids per row.
+        values: [K, N] their probabilities (row sums <= 1).
+        classes: [n] rows to build.
+        include_self: Whether the uniform tail covers the row's own class (False for LS++: diagonal 0).
+    """
+    k, n = indices.shape
+    picked, vals = indices.index_select(0, classes), values.index_select(0, classes).float()
+    free = k - n - (0 if include_self else 1)
+    tail = (1.0 - vals.sum(-1)).clamp_min(0) / max(free, 1)
+    rows = tail[:, None].expand(len(classes), k).clone()
+    if not include_self:
+        rows.scatter_(1, classes[:, None], 0.0)
+    return rows.scatter_(1, picked, vals)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._fused_lls import DenseHardLLS, SparseHardLLS
-from ._registry import register_loss
-from ._learnable import LearnableRelationLoss
+from .kernels.fused_lls import DenseHardLLS, SparseHardLLS
+from .registry import MethodCard, register_loss
+from .learnable import LearnableRelationLoss
 from .functional import kl_divergence, mix, relation_targets, safe_log
 
 
@@ -31,6 +31,14 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
 
     default_alpha = 0.1
     relation_weight_decay = 0.0  # the appendix pseudo-code applies no decay to Q
+    logits_kind = "softmax"
+    card = MethodCard(
+        title="Learnable Label Smoothing (LLS)",
+        description="LLS learns logits Q with R[y] = softmax(Q[y]) (diagonal included). Target "
+                    "(1-α)·e_y + α·R[y], loss (KL(t‖p) + KL(p‖t)) / 2 with gradients to the network and Q.",
+        bibtex="@misc{anonymous_lls,\n  title  = {LLS: Regulating Neural Network Training via Learnable Label "
+               "Smoothing},\n  author = {Anonymous authors},\n  note   = {Paper under double-blind review}\n}",
+    )
     include_self = True
     casts_logits = True  # hard labels: fused float32 maths (`_fused_lls`) straight from the logits' own dtype
 

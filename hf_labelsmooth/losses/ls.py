@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._fused_ce import smoothed_cross_entropy
-from ._registry import register_loss
+from .kernels.fused_ce import smoothed_cross_entropy
+from .registry import register_loss
 from .base import RelationLoss
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._fused_lspp import DenseLSPP, SparseLSPP
-from ._registry import register_loss
-from ._learnable import LearnableRelationLoss
+from .kernels.fused_lspp import DenseLSPP, SparseLSPP
+from .registry import MethodCard, register_loss
+from .learnable import LearnableRelationLoss
 from .functional import cross_entropy, masked_row_softmax, mix, relation_targets, safe_log
 
 
@@ -34,6 +34,15 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
 
     default_alpha = 0.1
     relation_weight_decay = None  # None: same weight decay as the network (the authors' setting)
+    logits_kind = "masked_softmax"
+    card = MethodCard(
+        title="Label Smoothing++ (LS++)",
+        description="LS++ learns logits C; row y is a softmax over the K-1 non-target classes (diagonal exactly 0). "
+                    "Target (1-α)·e_y + α·R[y], symmetric cross-entropy with stop-gradients.",
+        bibtex="@misc{chhabra_label_smoothing_plus_plus,\n  title  = {Label Smoothing++: Enhanced Label "
+               "Regularization for Training Neural Networks},\n  author = {Chhabra, Sachin and Venkateswara, "
+               "Hemanth and Li, Baoxin}\n}",
+    )
     include_self = False
     casts_logits = True  # `compute` gets the logits in their own dtype (bf16: no float32 copy before the loss)
 

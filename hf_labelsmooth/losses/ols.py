@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._fused_ce import smoothed_cross_entropy
-from ._registry import register_loss
-from ._sparse import check_top_n
-from ._sparse_ols import SparseOLSMixin
+from .kernels.fused_ce import smoothed_cross_entropy
+from .registry import MethodCard, register_loss
+from .sparse.slots import check_top_n
+from .sparse.ols_table import SparseOLSMixin
 from .base import RelationLoss
 from .functional import cross_entropy, relation_targets
 
@@ -37,6 +37,18 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     """
 
     default_alpha = 0.5
+    learns_relations = True
+    supports_top_n = True
+    period_option = "update_every"
+    card = MethodCard(
+        title="Online Label Smoothing (OLS)",
+        description="OLS accumulates, for every class, the predicted distributions of the correctly classified "
+                    "training samples during an epoch; the normalised rows become the soft targets of the next "
+                    "epoch. Loss: α·CE(e_y, p) + (1-α)·H(R[y], p).",
+        bibtex="@misc{zhang_delving_label_smoothing,\n  title  = {Delving Deep into Label Smoothing},\n"
+               "  author = {Zhang, Chang-Bin and Jiang, Peng-Tao and Hou, Qibin and Wei, Yunchao and Han, Qi and "
+               "Li, Zhen and Cheng, Ming-Ming}\n}",
+    )
     dense_hard_targets = False
     casts_logits = True
 

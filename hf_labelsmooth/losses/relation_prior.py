@@ -6,9 +6,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ._registry import register_loss
+from .registry import register_loss
 from .base import RelationLoss
-from .functional import cross_entropy, mix, relation_targets
+from .functional import cross_entropy, mix, relation_targets, topk_rows
 
 
 def _as_matrix(matrix: Any, num_classes: int) -> Tensor:
@@ -40,13 +40,15 @@ class RelationPrior(RelationLoss):
     Args:
         num_classes: K; must match the matrix.
         alpha: Weight of the prior. Default 0.1 (the α of both source methods, SPEC.md); α = 1 uses M[y] alone.
-        matrix: K×K row-stochastic tensor, or an object with `.matrix` (e.g. a `ClassRelationMatrix`).
+        matrix: K×K row-stochastic tensor, an object with `.matrix` (e.g. a `ClassRelationMatrix`), or a top-N
+            table with `.indices` / `.values` (a `RelationTopK`, for large K: rows are built per batch).
         label_names: Optional dataset label names; when given and `matrix` has `check_label_names`, they are
             checked against the matrix's names (a ValueError naming the fix on mismatch).
         **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
     """
 
     default_alpha = 0.1
+    requires_matrix = True
 
     def __init__(self, num_classes: int, alpha: float | None = None, matrix: Any = None,
                  label_names: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -56,10 +58,25 @@ class RelationPrior(RelationLoss):
                              "None. Pass matrix=ClassRelationMatrix.from_pretrained(path_or_repo).")
         if label_names is not None and hasattr(matrix, "check_label_names"):
             matrix.check_label_names(label_names)
-        self.register_buffer("matrix", _as_matrix(matrix, self.num_classes))
+        self.include_self = bool(getattr(matrix, "include_self", True))
+        if isinstance(getattr(matrix, "indices", None), Tensor):  # a top-N table (RelationTopK), for large K
+            self._check_table(matrix.indices, matrix.values)
+            self.register_buffer("top_indices", matrix.indices.detach().long().clone())
+            self.register_buffer("top_values", matrix.values.detach().float().clone())
+            self.matrix = None
+        else:
+            self.register_buffer("matrix", _as_matrix(matrix, self.num_classes))
         self.label_names = list(getattr(matrix, "label_names", None) or label_names or []) or None
 
+    def _check_table(self, indices: Tensor, values: Tensor) -> None:
+        if tuple(indices.shape)[:1] != (self.num_classes,) or indices.shape != values.shape:
+            raise ValueError(f"Expected a top-N table with {self.num_classes} rows but got indices "
+                             f"{tuple(indices.shape)} and values {tuple(values.shape)}. Build the loss with "
+                             "num_classes equal to the table's K.")
+
     def relation_rows(self, classes: Tensor) -> Tensor:
+        if self.matrix is None:
+            return topk_rows(self.top_indices, self.top_values, classes, self.include_self)
         return self.matrix[classes]
 
     def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
@@ -67,4 +84,6 @@ class RelationPrior(RelationLoss):
         return cross_entropy(t, logits.log_softmax(dim=-1))
 
     def relation_matrix(self) -> Tensor:
+        if self.matrix is None:
+            return self.relation_rows(torch.arange(self.num_classes, device=self.top_indices.device))
         return self.matrix.detach().float().clone()

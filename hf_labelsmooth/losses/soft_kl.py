@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._registry import register_loss
-from ._validation import check_reduction
+from .registry import MethodCard, register_loss
+from .validation import check_reduction
 from .base import RelationLoss
 from .functional import kl_divergence, safe_log
 
@@ -23,6 +23,13 @@ class SoftKL(RelationLoss):
     """
 
     default_alpha = 0.0
+    card = MethodCard(
+        title="Stochastic Label Refinery (SLR)",
+        description="SLR refines per-sample soft labels by out-of-fold predictions (EM); a matrix saved from it "
+                    "aggregates the refined labels per class.",
+        bibtex="@misc{fang_stochastic_label_refinery,\n  title  = {Stochastic Label Refinery: Toward Better "
+               "Target Label Distribution},\n  author = {Fang, Xi and Yang, Jiancheng and Ni, Bingbing}\n}",
+    )
 
     def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:
         super().__init__(num_classes, alpha, **kwargs)

@@ -1,0 +1,160 @@
+"""timm task for relation losses: a learnable matrix inside the DDP-wrapped module, loss state in checkpoints.
+
+timm's ``train.py`` wraps only ``task.trainable_module`` in DDP and builds the optimizer from it. A loss that owns an
+``nn.Parameter`` (LS++, LLS) is therefore neither optimised nor all-reduced unless it lives in the trainable module.
+`RelationClassificationTask` puts such a loss in the trainable module (the pattern of timm's
+``FeatureDistillationTrainableModule``) and keeps losses without parameters (OLS, fixed priors) outside DDP, so that
+DDP's buffer broadcast never overwrites their per-process statistics (summed across processes at each OLS swap).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from timm.task import ClassificationTask, TrainingTask
+from timm.utils.model import unwrap_model
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ...losses import RelationLoss
+from ...optim import relation_param_groups
+
+__all__ = ["RelationClassificationTask", "RelationTrainableModule", "add_relation_param_group"]
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
+class RelationTrainableModule(nn.Module):
+    """Model + learnable loss in one module, so that DDP all-reduces the matrix gradients with the model's.
+
+    Args:
+        model: The timm model.
+        criterion: A loss owning parameters (LS++, LLS). Its buffers (per-process statistics such as sparse
+            candidate scores) are excluded from DDP's buffer broadcast, which would otherwise overwrite every
+            rank's with rank 0's before each forward; the loss synchronises them itself.
+    """
+
+    def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        buffers = [f"criterion.{name}" for name, _ in criterion.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, buffers)
+
+    def no_weight_decay(self) -> set[str]:
+        model = unwrap_model(self.model)
+        names = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+        return {"model." + name for name in names}
+
+    def forward(self, input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        output = self.model(input)
+        return output, self.criterion(output, target)
+
+
+class RelationClassificationTask(ClassificationTask):
+    """timm ``ClassificationTask`` for relation losses: learnable matrices trained, synced, checkpointed.
+
+    A criterion with parameters lives in the trainable module (DDP-wrapped, EMA'd with the model); one without
+    stays outside DDP. The eval model (and the checkpoint ``state_dict``) is the bare timm model; the loss state
+    (matrix logits, OLS buffers) goes to ``task_state`` through `get_task_state`, which timm's ``CheckpointSaver``
+    and ``resume_task_checkpoint`` save and restore.
+
+    Args:
+        model: The timm model.
+        criterion: The loss (a `RelationLoss` or any timm criterion).
+        device: Device of the task.
+        verbose: Log the criterion.
+    """
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, device: torch.device | None = None,
+                 verbose: bool = True) -> None:
+        TrainingTask.__init__(self, device=device, verbose=verbose)
+        criterion = criterion.to(self.device)
+        if _has_parameters(criterion):
+            self.trainable_module = RelationTrainableModule(model, criterion)
+            self.criterion = None
+        else:
+            self.trainable_module, self.criterion = model, criterion
+
+    @property
+    def loss(self) -> nn.Module:
+        """The criterion, wherever it lives (inside the trainable module or beside it)."""
+        if self.criterion is not None:
+            return self.criterion
+        return unwrap_model(self.trainable_module).criterion
+
+    def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
+        if self.criterion is not None:
+            output = self.trainable_module(input)
+            return {"loss": self.criterion(output, target), "output": output}
+        output, loss = self.trainable_module(input, target)
+        return {"loss": loss, "output": output}
+
+    def get_eval_model(self, module: nn.Module | None = None, ema: bool = False) -> nn.Module | None:
+        current = resolved = TrainingTask.get_eval_model(self, module=module, ema=ema)
+        while current is not None:
+            if isinstance(current, RelationTrainableModule):
+                return current.model
+            current = getattr(current, "module", None)
+        return resolved
+
+    def get_task_state(self, module: nn.Module | None = None, ema: bool = False) -> dict[str, Any]:
+        return {} if ema else {"criterion": self.loss.state_dict()}
+
+    def load_task_state(self, state: dict[str, Any] | None, strict: bool = True, module: nn.Module | None = None,
+                        ema: bool = False) -> None:
+        if ema or not state:
+            return
+        if "criterion" not in state and strict:
+            raise KeyError(f"Expected a 'criterion' entry in the checkpoint's task_state but got {sorted(state)}.")
+        self.loss.load_state_dict(state["criterion"], strict=strict)
+        if isinstance(self.loss, RelationLoss):
+            self.loss.keep_states_on_rank_zero()  # the checkpoint holds the global sum: keep it once
+
+    def get_clip_parameters(self, exclude_head: bool = False) -> Iterable[Tensor]:
+        model = self.get_eval_model()
+        params = list(unwrap_model(model).parameters())
+        return params[:-2] if exclude_head else params
+
+    def end_epoch(self) -> None:
+        """Epoch end, on every rank (collective): the loss's hook (OLS swaps), then `consolidate_loss_state`."""
+        if hasattr(self.loss, "end_epoch"):
+            self.loss.end_epoch()
+        self.consolidate_loss_state()
+
+    def consolidate_loss_state(self) -> None:
+        """Sum the loss's per-process statistics onto rank 0, which writes checkpoints (collective)."""
+        if isinstance(self.loss, RelationLoss):
+            self.loss.consolidate_states()
+
+
+def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Module, lr: float | None = None,
+                             weight_decay: float | None = 0.0,
+                             network_weight_decay: float | None = None) -> dict[str, Any] | None:
+    """Add the criterion's parameters (learnable matrix logits) to `optimizer` as their own param group.
+
+    Call before building the LR scheduler (timm schedulers record each group's initial lr and scale it).
+
+    Args:
+        optimizer: Optimizer built from the model (e.g. ``timm.optim.create_optimizer_v2(model, ...)``).
+        criterion: The loss; nothing is added when it has no trainable parameters.
+        lr: Learning rate of the group; ``None`` = the optimizer's default lr (the network's).
+        weight_decay: Weight decay of the group (default 0: matrices are kept out of weight decay); ``None`` takes
+            the method's default (`relation_weight_decay`: LS++ follows the network's, LLS none).
+        network_weight_decay: The network's weight decay; ``None`` = the largest of the optimizer's groups (timm
+            puts the decayed weights and the exempt biases/norms in separate groups).
+
+    Returns:
+        The group added, or None.
+    """
+    if not isinstance(criterion, RelationLoss):
+        return None
+    groups = relation_param_groups(criterion, lr=optimizer.defaults["lr"] if lr is None else lr,
+                                   weight_decay=weight_decay,
+                                   network_weight_decay=network_weight_decay if network_weight_decay is not None
+                                   else max(g.get("weight_decay", 0.0) for g in optimizer.param_groups))
+    for group in groups:
+        optimizer.add_param_group(group)
+    return optimizer.param_groups[-1] if groups else None

@@ -1,0 +1,11 @@
+"""Hugging Face `transformers` integration: training arguments, Trainer, callback and checkpointed loss state.
+
+This package imports transformers (the ``[transformers]`` extra).
+"""
+from __future__ import annotations
+
+from .callbacks import RelationLossCallback
+from .trainer import LabelSmoothingTrainer, build_relation_loss
+from .training_args import LabelSmoothingTrainingArguments
+
+__all__ = ["LabelSmoothingTrainer", "LabelSmoothingTrainingArguments", "RelationLossCallback", "build_relation_loss"]

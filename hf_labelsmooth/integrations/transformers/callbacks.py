@@ -1,0 +1,41 @@
+"""`RelationLossCallback`: the Trainer-loop side of a relation loss (gradient sync, zeroing, update periods)."""
+from __future__ import annotations
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from ...losses.base import RelationLoss
+from .checkpoint import average_gradients, zero_gradients
+
+
+class RelationLossCallback(TrainerCallback):
+    """Drive a `RelationLoss` from `Trainer` events.
+
+    - before each optimizer step: average the loss parameters' gradients across processes (they live outside
+      the DDP-wrapped model, so DDP does not reduce them);
+    - after each optimizer step: drop those gradients, and with `update_every` (in optimizer steps, so gradient
+      accumulation is accounted for) call `loss.end_epoch()` every N steps (OLS swaps, sparse slots refresh);
+    - at each epoch end: `loss.end_epoch()`, unless on a step period.
+
+    Args:
+        loss: The loss module used by the trainer.
+        update_every: Period in optimizer steps; ``None`` refreshes at each epoch end.
+    """
+
+    def __init__(self, loss: RelationLoss, update_every: int | None = None) -> None:
+        self.loss = loss
+        self.update_every = update_every
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        zero_gradients(self.loss)
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        average_gradients(self.loss)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        zero_gradients(self.loss)
+        if self.update_every is not None and state.global_step % self.update_every == 0:
+            self.loss.end_epoch()
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        if self.update_every is None:
+            self.loss.end_epoch()

@@ -1,0 +1,151 @@
+"""`LabelSmoothingTrainer`: a `transformers.Trainer` whose classification loss is a class-relation loss."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+from transformers import Trainer
+
+from ...losses import create_loss
+from ...losses.base import RelationLoss
+from ...optim import relation_param_groups
+from ...metrics.functional import relation_stats
+from ...relations import ARTIFACT_DIR, load_relations, needs_topk_artifact, save_relations
+from .callbacks import RelationLossCallback
+from .checkpoint import load_loss_state, save_loss_state
+from .training_args import LabelSmoothingTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+def config_label_names(config: Any) -> list[str]:
+    """Class names in output order from a model config's `id2label` (keys may be int or str)."""
+    id2label = getattr(config, "id2label", None) or {}
+    k = int(config.num_labels)
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(k)]
+
+
+def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
+                        label_names: Sequence[str]) -> RelationLoss:
+    """The loss named by `args.label_smoothing_method`, per-sample (``reduction="none"``).
+
+    Raises:
+        ValueError: When the `relation_matrix` prior's label names differ from the model's (`config.id2label`).
+    """
+    kwargs: dict[str, Any] = {"reduction": "none"}
+    if args.relation_top_n is not None:
+        kwargs["top_n"] = args.relation_top_n
+    if args.relation_matrix is not None:
+        matrix = load_relations(args.relation_matrix)
+        matrix.check_label_names(list(label_names))  # ValueError naming the fix on mismatch with config.id2label
+        kwargs.update(matrix=matrix, label_names=list(label_names))
+    return create_loss(args.label_smoothing_method, num_classes=num_classes, alpha=args.label_smoothing_alpha,
+                       **kwargs)
+
+
+class LabelSmoothingTrainer(Trainer):
+    """`Trainer` for classifiers with any registered loss (`LabelSmoothingTrainingArguments.label_smoothing_method`).
+
+    The loss is per sample, summed and divided by the number of samples of the whole (accumulated, all-process)
+    batch, so gradient accumulation and multi-process runs match one large batch. Learnable matrices get their
+    own optimizer param group and have their gradients averaged across processes before every step. The loss
+    state is saved with each checkpoint (``relation_loss.safetensors``) and restored on resume; `save_model`
+    writes the learned relations beside the model (``relation_matrix/``, see `save_relations`).
+
+    Args:
+        *args: As `transformers.Trainer`; `args` must be `LabelSmoothingTrainingArguments`.
+        relation_loss: A ready loss to use instead of the one built from the arguments.
+        **kwargs: As `transformers.Trainer` (except `compute_loss_func`).
+    """
+
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args: Any, relation_loss: RelationLoss | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, LabelSmoothingTrainingArguments):
+            raise TypeError(f"Expected `args` to be LabelSmoothingTrainingArguments but got "
+                            f"{type(self.args).__name__}. Build them with LabelSmoothingTrainingArguments(...).")
+        if self.compute_loss_func is not None:
+            raise ValueError("Expected no `compute_loss_func` with LabelSmoothingTrainer but got one: the loss comes "
+                             "from `label_smoothing_method`. Use a plain Trainer for a custom loss.")
+        if self.model is None:
+            raise ValueError("Expected a `model` but got None (model_init is not supported).")
+        config = self.accelerator.unwrap_model(self.model).config
+        self.class_names = config_label_names(config)
+        loss = relation_loss if relation_loss is not None else build_relation_loss(
+            self.args, int(config.num_labels), self.class_names)
+        loss.reduction = "none"
+        self.relation_loss = loss.to(self.args.device)
+        self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every))
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Tensor | int | None = None) -> Tensor | tuple[Tensor, Any]:
+        """Relation loss of the model's logits: `sum / num_items_in_batch` in training, batch mean otherwise."""
+        if "labels" not in inputs:
+            raise ValueError(f"Expected a 'labels' column in the batch but got {sorted(inputs)}. Rename the label "
+                             "column to 'labels' or set `label_names`.")
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        self.relation_loss.train(model.training)  # statistics (OLS) update only while training
+        per_sample = self.relation_loss(logits, labels)
+        if not model.training:
+            loss = per_sample.mean()
+        elif num_items_in_batch is not None:  # global count: DDP's mean over processes needs × world size
+            loss = per_sample.sum() * self.accelerator.num_processes / num_items_in_batch
+        else:
+            loss = per_sample.mean() / self.current_gradient_accumulation_steps
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> Tensor | None:
+        """Samples in the accumulated batch, summed over processes (labels may be ids [B] or soft [B, K])."""
+        if not batch_samples or "labels" not in batch_samples[0]:
+            return None
+        count = torch.tensor(sum(int(b["labels"].shape[0]) for b in batch_samples), device=device)
+        if self.accelerator.num_processes > 1:
+            count = self.accelerator.gather(count).sum()
+        return count
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer plus one param group for a learnable matrix (`relation_lr`, weight decay)."""
+        optimizer = super().create_optimizer(model)
+        lr = self.args.learning_rate if self.args.relation_lr is None else self.args.relation_lr
+        groups = relation_param_groups(self.relation_loss, lr=lr, weight_decay=self.args.relation_weight_decay,
+                                       network_weight_decay=self.args.weight_decay)
+        known = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for group in groups:
+            if not any(id(p) in known for p in group["params"]):
+                optimizer.add_param_group(group)
+        return optimizer
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        self.relation_loss.consolidate_states()  # collective: every rank is here
+        if self.args.should_save:
+            save_loss_state(self.relation_loss, output_dir)
+        super()._save_optimizer_and_scheduler(output_dir)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None and not load_loss_state(self.relation_loss, checkpoint):
+            logger.warning("No relation_loss.safetensors in %s: the %s loss restarts from its initial state.",
+                           checkpoint, self.relation_loss.name)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model; a final (non-checkpoint) save also writes the learned relations to ``relation_matrix/``."""
+        super().save_model(output_dir, _internal_call)
+        if _internal_call or not self.args.should_save or not self.relation_loss.learns_relations:
+            return
+        config = self.accelerator.unwrap_model(self.model).config
+        save_relations(self.relation_loss, self.class_names, Path(output_dir or self.args.output_dir) / ARTIFACT_DIR,
+                       source_model=getattr(config, "_name_or_path", None) or None, epochs=self.state.epoch)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the matrix's mean row entropy and mean off-diagonal mass to training logs."""
+        loss = self.relation_loss
+        if "loss" in logs and loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
+            logs.update(relation_stats(loss.relation_matrix()))
+        super().log(logs, start_time)

@@ -1,0 +1,119 @@
+"""Sparse top-N OLS (``OnlineLabelSmoothing(top_n=N)``): S and the accumulator A kept as per-row top-N tables.
+
+S is stored as ``matrix_index`` / ``matrix_values`` (K×N, index -1 = empty slot) plus ``matrix_tail`` (K): the
+mass that row y spreads uniformly over the classes not in its slots. A fresh loss has no slots and tail 1, i.e. the
+uniform S⁰ of SPEC.md. The accumulator is a K×M table (``acc_index`` / ``acc_values``, M = min(K,
+``buffer_factor``·N)) plus ``acc_dropped`` (K): each correct sample adds its M largest probabilities to its
+class's table (summed per class, the M largest kept: a heavy-hitters sketch) and the mass it could not keep to
+``acc_dropped``. At a swap, each row's top N accumulated entries divided by the row's total mass become S, and
+everything else (the remaining M-N entries and the dropped mass) becomes the row's tail. With N = K nothing is
+dropped and S equals the dense OLS matrix. Across processes the tables are all-gathered and merged.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .slots import DENSE_MATRIX_LIMIT, merge_into
+
+
+class SparseOLSMixin:
+    """Sparse S and accumulator for `OnlineLabelSmoothing` (see the module docstring)."""
+
+    num_classes: int
+
+    def _init_sparse(self, top_n: int, buffer_factor: int) -> None:
+        k = self.num_classes
+        if not isinstance(buffer_factor, int) or buffer_factor < 1:
+            raise ValueError(f"Expected `buffer_factor` to be a positive integer but got {buffer_factor!r}.")
+        self.top_n, width = top_n, min(k, buffer_factor * top_n)
+        self.register_buffer("matrix_index", torch.full((k, top_n), -1, dtype=torch.long))
+        self.register_buffer("matrix_values", torch.zeros(k, top_n))
+        self.register_buffer("matrix_tail", torch.ones(k))
+        self.register_buffer("acc_index", torch.full((k, width), -1, dtype=torch.long))
+        self.register_buffer("acc_values", torch.zeros(k, width))
+        self.register_buffer("acc_dropped", torch.zeros(k))
+
+    def _sparse_rows(self, classes: Tensor) -> Tensor:
+        """Dense rows S[classes], [n, K]: slot values at their classes, the tail spread over the other classes."""
+        index, values = self.matrix_index[classes], self.matrix_values[classes]
+        valid = index >= 0
+        fill = self.matrix_tail[classes] / (self.num_classes - valid.sum(dim=-1)).clamp_min(1)
+        delta = torch.where(valid, values - fill[:, None], 0.0)  # empty slots add 0 (duplicates are harmless)
+        return fill[:, None].expand(len(classes), self.num_classes).scatter_add(1, index.clamp_min(0), delta)
+
+    def _sparse_accumulate(self, probs: Tensor, classes: Tensor) -> None:
+        """Add correct samples' probabilities [n, K] to the accumulator table of their classes [n]."""
+        top, cols = probs.topk(self.acc_index.shape[1], dim=-1)
+        rows = classes[:, None].expand_as(cols).reshape(-1)
+        self.acc_dropped += merge_into(self.acc_index, self.acc_values, rows, cols.reshape(-1), top.reshape(-1))
+        self.acc_dropped.index_add_(0, classes, (probs.sum(dim=-1) - top.sum(dim=-1)).clamp_min(0))
+
+    def _sparse_sync(self) -> None:
+        """All-gather the accumulator tables, dropped mass and counts, and merge them (sum) on every process."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        size = dist.get_world_size()
+        gathered = {}
+        for name in ("acc_index", "acc_values"):
+            parts = [torch.empty_like(getattr(self, name)) for _ in range(size)]
+            dist.all_gather(parts, getattr(self, name))
+            gathered[name] = parts
+        for name in ("acc_dropped", "counts"):
+            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
+        rank = dist.get_rank()
+        for other, (idx, val) in enumerate(zip(gathered["acc_index"], gathered["acc_values"])):
+            if other != rank:
+                ok = idx >= 0
+                rows = torch.arange(self.num_classes, device=idx.device)[:, None].expand_as(idx)[ok]
+                self.acc_dropped += merge_into(self.acc_index, self.acc_values, rows, idx[ok], val[ok])
+
+    @torch.no_grad()
+    def _sparse_swap(self, seen: Tensor) -> None:
+        """New S from the accumulator (empty rows per `empty_row`, frozen rows kept); clears the accumulator."""
+        valid = self.acc_index >= 0
+        total = (self.acc_values * valid).sum(dim=-1) + self.acc_dropped
+        top, order = self.acc_values.masked_fill(~valid, -1.0).topk(self.top_n, dim=-1)
+        index = self.acc_index.gather(1, order).masked_fill(top < 0, -1)
+        values = (top.clamp_min(0) / total.clamp_min(1e-12)[:, None]).masked_fill(index < 0, 0.0)
+        tail = (1.0 - values.sum(dim=-1)).clamp_min(0)
+        if self.empty_row == "uniform":
+            keep = self.frozen
+            index, values = index.masked_fill(~seen[:, None], -1), values.masked_fill(~seen[:, None], 0.0)
+            tail = torch.where(seen, tail, torch.ones_like(tail))
+        else:
+            keep = self.frozen | ~seen
+        index = torch.where(keep[:, None], self.matrix_index, index)
+        values = torch.where(keep[:, None], self.matrix_values, values)
+        tail = torch.where(keep, self.matrix_tail, tail)
+        if self.freeze_threshold is not None:
+            self.frozen |= values.max(dim=-1).values >= self.freeze_threshold
+        self.matrix_index.copy_(index)
+        self.matrix_values.copy_(values)
+        self.matrix_tail.copy_(tail)
+        self.acc_index.fill_(-1)
+        self.acc_values.zero_()
+        self.acc_dropped.zero_()
+
+    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """(class indices [K, n], probabilities [K, n]) of R's largest entries, n <= top_n.
+
+        Empty slots show tail classes (the lowest class ids outside the slots) with their share of the tail.
+        """
+        values, order = self.matrix_values.topk(min(n or self.top_n, self.top_n), dim=-1)
+        index = self.matrix_index.gather(1, order)
+        empty = index < 0
+        fill = self.matrix_tail / (self.num_classes - (self.matrix_index >= 0).sum(dim=-1)).clamp_min(1)
+        spare = torch.arange(min(self.num_classes, 2 * self.top_n), device=index.device).expand(len(index), -1)
+        taken = (spare[:, :, None] == self.matrix_index[:, None, :]).any(dim=-1)
+        spare = spare.gather(1, taken.long().argsort(dim=-1, stable=True))  # free class ids first
+        rank = empty.long().cumsum(dim=-1) - 1
+        index = torch.where(empty, spare.gather(1, rank.clamp_min(0)), index)
+        return index, torch.where(empty, fill[:, None].expand_as(values), values)
+
+    def _sparse_relation_matrix(self) -> Tensor:
+        if self.num_classes > DENSE_MATRIX_LIMIT:
+            raise ValueError(f"Expected num_classes <= {DENSE_MATRIX_LIMIT} for a dense relation_matrix() of a sparse "
+                             f"loss but got {self.num_classes}; use relation_topk() instead.")
+        return self._sparse_rows(torch.arange(self.num_classes, device=self.matrix_tail.device))

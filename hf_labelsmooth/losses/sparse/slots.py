@@ -1,0 +1,188 @@
+"""Sparse top-N relation rows (``top_n=N``) for large K: the K×K matrix is never built.
+
+Every row y keeps N *slots*: class indices ``slots[y]`` (K×N long) with their own weights; the classes outside the
+slots (the *tail*) share the rest of the row's mass uniformly. The tail is what keeps LLS's KL(p‖t) finite (a
+target of exactly 0 would make it infinite) and makes a fresh sparse loss equal a fresh dense one (uniform rows).
+With N = K (lls, ols) or N = K-1 (lspp) the tail is empty and the sparse loss equals the dense one.
+Hard labels use fused closed forms (`_fused_lspp`, `_fused_lls`: gathers at the slots plus full-row sums, no
+[B, K] target); soft targets expand only the rows of the classes that carry mass in the batch.
+
+Learnable rows (LS++, LLS; `SparseLogitsMixin`): parameters ``logits`` (K×N, the slot logits) and
+``tail_logits`` (K, one logit shared by each of the row's n_tail tail classes), so
+``R[y] = softmax([logits[y], tail_logits[y] repeated n_tail times])`` placed at ``slots[y]`` and the tail.
+Slots start from ``slot_init`` (a K×N index table, e.g. the top-N of a prior matrix) or from the neighbours
+y+1, …, y+N (mod K; LLS puts y itself in slot 0, LS++ never holds y). Refresh: during training each sample's
+most probable *wrong* class that is not yet a slot of its row is recorded with its probability in a small
+per-row candidate table (K×`candidates`, summed per class, top entries kept); at `refresh()` (each
+`end_epoch()`, or every `refresh_every` training batches) each row swaps its lowest-logit slots (at most
+``max(1, swap_fraction·N)``, never LLS's own-class slot) for its highest-scoring candidates. A new slot takes the
+row's tail logit, so the incoming class keeps its logit; the evicted class joins the tail (the only change to the
+row is that one class's logit becoming the tail's). Optimiser
+moments of a swapped slot are carried over (they are small, as the evicted slot had the lowest logit).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..kernels.wrong_class import most_probable_wrong
+
+DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
+
+
+def check_top_n(top_n: int | None, num_classes: int, max_n: int) -> int | None:
+    """Validate `top_n`: None (dense) or an integer in [1, max_n]."""
+    if top_n is None:
+        return None
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or not 1 <= top_n <= max_n:
+        raise ValueError(f"Expected `top_n` to be None (dense) or an integer in [1, {max_n}] for num_classes="
+                         f"{num_classes} but got {top_n!r}.")
+    return top_n
+
+
+def neighbour_slots(num_classes: int, top_n: int, include_self: bool) -> Tensor:
+    """Slots y, y+1, …, y+N-1 (include_self) or y+1, …, y+N (mod K): distinct classes, cheap at any K."""
+    offsets = torch.arange(top_n) + (0 if include_self else 1)
+    return (torch.arange(num_classes)[:, None] + offsets) % num_classes
+
+
+def check_slots(slots: Tensor, num_classes: int, top_n: int, include_self: bool) -> Tensor:
+    """Validate a K×N slot table: classes in range, distinct in each row, and (LS++) never the row's own class."""
+    slots = torch.as_tensor(slots).long()
+    if slots.shape != (num_classes, top_n):
+        raise ValueError(f"Expected `slot_init` of shape ({num_classes}, {top_n}) but got {tuple(slots.shape)}.")
+    rows = torch.arange(num_classes)[:, None]
+    sorted_slots = slots.sort(dim=-1).values
+    bad = (slots < 0) | (slots >= num_classes) | (not include_self and slots.eq(rows))
+    if bool(bad.any()) or bool((sorted_slots[:, 1:] == sorted_slots[:, :-1]).any()):
+        raise ValueError("Expected `slot_init` rows of distinct class ids in [0, K)" + ("" if include_self else
+                         ", none equal to its row (LS++ excludes the target class)") + " but got a row breaking it.")
+    return slots
+
+
+def scatter_rows(fill: Tensor, index: Tensor, values: Tensor, num_classes: int) -> Tensor:
+    """Dense rows [n, K]: `fill` [n] everywhere, then `values` [n, N] at `index` [n, N] (differentiable)."""
+    return fill[:, None].expand(len(fill), num_classes).scatter(1, index, values)
+
+
+def merge_into(index: Tensor, values: Tensor, rows: Tensor, cols: Tensor, vals: Tensor) -> Tensor:
+    """Add entries (rows, cols, vals) to per-row tables `index`/`values` [K, M] in place, keeping the M largest.
+
+    Empty slots hold index -1 and value 0. Returns the mass [K] of the entries that did not fit (per row).
+    """
+    num_rows, width = index.shape
+    dropped = torch.zeros(num_rows, dtype=values.dtype, device=values.device)
+    if rows.numel() == 0:
+        return dropped
+    touched = rows.unique()
+    old_i, old_v = index[touched], values[touched]
+    valid = old_i >= 0
+    all_rows = torch.cat([touched[:, None].expand_as(old_i)[valid], rows])
+    cols_all = torch.cat([old_i[valid], cols])
+    num_cols = int(cols_all.max()) + 1
+    keys, inverse = (all_rows * num_cols + cols_all).unique(return_inverse=True)
+    summed = torch.zeros(len(keys), dtype=values.dtype, device=values.device).index_add_(
+        0, inverse, torch.cat([old_v[valid], vals]))
+    order = summed.argsort(descending=True, stable=True)
+    order = order[(keys[order] // num_cols).argsort(stable=True)]  # by row, then by value (descending)
+    key_rows, key_cols, summed = keys[order] // num_cols, keys[order] % num_cols, summed[order]
+    rank = torch.arange(len(keys), device=keys.device) - torch.searchsorted(key_rows, key_rows)
+    keep = rank < width
+    dropped.index_add_(0, key_rows[~keep], summed[~keep])
+    index[touched], values[touched] = -1, 0.0
+    index[key_rows[keep], rank[keep]] = key_cols[keep]
+    values[key_rows[keep], rank[keep]] = summed[keep]
+    return dropped
+
+
+class SparseLogitsMixin:
+    """Sparse learnable rows for LS++ / LLS (see the module docstring). Expects `num_classes` and `training`."""
+
+    num_classes: int
+    include_self: bool = True  # LLS rows may hold the own class; LS++ sets False
+
+    def _init_sparse(self, top_n: int, slot_init: Tensor | None, refresh_every: int | None,
+                     swap_fraction: float, candidates: int) -> None:
+        k = self.num_classes
+        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
+            raise ValueError(f"Expected `refresh_every` to be a positive integer or None but got {refresh_every!r}.")
+        if not 0.0 < swap_fraction <= 1.0:
+            raise ValueError(f"Expected `swap_fraction` in (0, 1] but got {swap_fraction!r}.")
+        slots = (neighbour_slots(k, top_n, self.include_self) if slot_init is None
+                 else check_slots(slot_init, k, top_n, self.include_self))
+        self.top_n, self.refresh_every, self.swap_fraction = top_n, refresh_every, swap_fraction
+        self.n_tail = k - top_n - (0 if self.include_self else 1)
+        self.logits = nn.Parameter(torch.zeros(k, top_n))
+        self.tail_logits = nn.Parameter(torch.zeros(k))
+        self.register_buffer("slots", slots)
+        self.register_buffer("candidate_index", torch.full((k, candidates), -1, dtype=torch.long))
+        self.register_buffer("candidate_score", torch.zeros(k, candidates))
+        self.register_buffer("refresh_steps", torch.zeros((), dtype=torch.long))
+
+    def _sparse_slot_logs(self, classes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(slots [n, N], log R at the slots [n, N], log R of each tail class [n]; -inf when there is no tail)."""
+        slot_logits = self.logits.index_select(0, classes).float()
+        tail = self.tail_logits.index_select(0, classes).float()
+        if self.n_tail == 0:
+            norm = slot_logits.logsumexp(dim=-1)
+            return self.slots[classes], slot_logits - norm[:, None], torch.full_like(tail, float("-inf"))
+        norm = torch.cat([slot_logits, (tail + math.log(self.n_tail))[:, None]], dim=-1).logsumexp(dim=-1)
+        return self.slots[classes], slot_logits - norm[:, None], tail - norm
+
+    def _sparse_log_rows(self, classes: Tensor) -> Tensor:
+        """log R[classes] as dense [n, K] float32 rows (differentiable; -inf at the own class for LS++)."""
+        slots, log_r, log_r_tail = self._sparse_slot_logs(classes)
+        rows = scatter_rows(log_r_tail, slots, log_r, self.num_classes)
+        return rows if self.include_self else rows.scatter(1, classes[:, None], float("-inf"))
+
+    @torch.no_grad()
+    def _observe_confusions(self, logits: Tensor, classes: Tensor) -> None:
+        """Record each sample's most probable wrong class (if not yet a slot of its row), scored by probability."""
+        score, wrong = most_probable_wrong(logits.float().softmax(dim=-1), classes)
+        self._record_confusions(classes, wrong, score)
+
+    @torch.no_grad()
+    def _record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
+        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
+        new = ~(self.slots[classes] == wrong[:, None]).any(dim=-1)
+        merge_into(self.candidate_index, self.candidate_score, classes[new], wrong[new], score[new])
+        self.refresh_steps += 1
+        if self.refresh_every is not None and int(self.refresh_steps) % self.refresh_every == 0:
+            self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Swap each row's lowest-logit slots for its best candidates (see the module docstring); clear candidates."""
+        cand, score = self.candidate_index, self.candidate_score
+        in_slots = (cand[:, :, None] == self.slots[:, None, :]).any(dim=-1)
+        score = score.masked_fill(in_slots | (cand < 0), -1.0)
+        n_swap = min(max(1, int(self.swap_fraction * self.top_n)), cand.shape[1], self.top_n)
+        best_score, best = score.topk(n_swap, dim=-1)
+        eviction = self.logits.detach().float().clone()
+        if self.include_self:
+            eviction.masked_fill_(self.slots == torch.arange(self.num_classes, device=eviction.device)[:, None],
+                                  float("inf"))
+        _, lowest = eviction.topk(n_swap, dim=-1, largest=False)
+        do = best_score > 0
+        rows = torch.arange(self.num_classes, device=cand.device)[:, None].expand_as(lowest)[do]
+        self.slots[rows, lowest[do]] = cand.gather(1, best)[do]
+        self.logits.data[rows, lowest[do]] = self.tail_logits.data[rows]
+        self.candidate_index.fill_(-1)
+        self.candidate_score.zero_()
+
+    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
+        """(slot class indices [K, N], their probabilities [K, N]) sorted by probability; the tail is left out."""
+        classes = torch.arange(self.num_classes, device=self.logits.device)
+        with torch.no_grad():
+            probs = self._sparse_log_rows(classes).exp().gather(1, self.slots)
+        values, order = probs.topk(min(n or self.top_n, self.top_n), dim=-1)
+        return self.slots.gather(1, order), values
+
+    def _sparse_relation_matrix(self) -> Tensor:
+        if self.num_classes > DENSE_MATRIX_LIMIT:
+            raise ValueError(f"Expected num_classes <= {DENSE_MATRIX_LIMIT} for a dense relation_matrix() of a sparse "
+                             f"loss but got {self.num_classes}; use relation_topk() instead.")
+        with torch.no_grad():
+            return self._sparse_log_rows(torch.arange(self.num_classes, device=self.logits.device)).exp()

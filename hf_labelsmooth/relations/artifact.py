@@ -1,0 +1,184 @@
+"""`RelationArtifact`: what a dense matrix and a top-N table share — metadata, config.json, files, Hub, card.
+
+The names and arguments follow huggingface_hub's `ModelHubMixin` (`save_pretrained`, `from_pretrained`,
+`push_to_hub`, `generate_model_card`). Loading reads only safetensors and JSON; `RelationArtifact.from_pretrained`
+returns whichever kind the folder or repo holds.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from torch import Tensor
+
+from . import checks, io
+
+FIELDS = ("method", "alpha", "source_model", "dataset", "epochs")
+
+
+class RelationArtifact(abc.ABC):
+    """Base of `ClassRelationMatrix` and `RelationTopK`: label names, metadata, save / load / push, card.
+
+    Args:
+        label_names: K unique class names, in row order.
+        num_classes: K.
+        method: Loss that produced the relations (``"ols"``, ``"lspp"``, ``"lls"``, ...).
+        alpha: Mass moved off the one-hot in training (the loss's `alpha`).
+        source_model: Model (Hub id or name) trained with the loss.
+        dataset: Dataset the relations were learned on.
+        epochs: Number of training epochs.
+        extra: Further JSON-serialisable metadata (kept in config.json under ``"extra"``).
+    """
+
+    tensor_file: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    _kinds: ClassVar[dict[str, type["RelationArtifact"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        RelationArtifact._kinds[cls.kind] = cls
+
+    def __init__(self, label_names: Sequence[str], num_classes: int, *, method: str | None = None,
+                 alpha: float | None = None, source_model: str | None = None, dataset: str | None = None,
+                 epochs: int | float | None = None, extra: dict[str, Any] | None = None) -> None:
+        self.label_names = checks.check_label_names(label_names, num_classes)
+        self.method, self.alpha, self.epochs = method, alpha, epochs
+        self.source_model, self.dataset = source_model, dataset
+        self.extra = dict(extra or {})
+        try:
+            json.dumps(self.to_config())
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"Expected JSON-serialisable metadata but got {err}.") from None
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes."""
+        return len(self.label_names)
+
+    @staticmethod
+    def fields_from_loss(loss: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Constructor fields from a loss (`name`, `alpha`) and metadata; unknown metadata keys go to ``extra``."""
+        fields = {"method": getattr(loss, "name", None) or None, "alpha": getattr(loss, "alpha", None)}
+        rest = dict(metadata)
+        fields.update({k: rest.pop(k) for k in FIELDS if k in rest})
+        return {**fields, "extra": {**rest.pop("extra", {}), **rest}}
+
+    @staticmethod
+    def fields_from_config(config: dict[str, Any]) -> dict[str, Any]:
+        """Constructor metadata fields read from a config.json."""
+        return {**{k: config.get(k) for k in FIELDS}, "extra": config.get("extra")}
+
+    @abc.abstractmethod
+    def tensors(self) -> dict[str, Tensor]:
+        """The tensors written to `tensor_file`."""
+
+    def to_config(self) -> dict[str, Any]:
+        """The config.json content (JSON-serialisable)."""
+        return {"library_name": "hf_labelsmooth", "format_version": io.FORMAT_VERSION, "artifact": self.kind,
+                "num_classes": self.num_classes, "label_names": self.label_names,
+                **{k: getattr(self, k) for k in FIELDS}, "extra": self.extra}
+
+    @classmethod
+    @abc.abstractmethod
+    def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "RelationArtifact":
+        """Build from a validated config and the tensors read from `path`."""
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *, card: bool = True,
+                        repo_id: str | None = None) -> Path:
+        """Write the safetensors + config.json (+ README.md model card and heatmap PNG), each file atomically.
+
+        Args:
+            save_directory: Target directory (created if needed; other files in it are left alone).
+            card: Also write ``README.md`` (and the heatmap PNG of a dense matrix).
+            repo_id: Repo id shown in the card's usage snippet.
+
+        Returns:
+            The directory path.
+        """
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        io.write_tensors(directory / self.tensor_file, self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
+        io.write_json(directory / io.CONFIG_FILE, self.to_config())
+        if card:
+            from .card import write_card
+
+            write_card(self, directory, repo_id=repo_id)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, force_download: bool = False,
+                        local_files_only: bool = False, token: str | bool | None = None,
+                        subfolder: str | None = None) -> Any:
+        """Load from a directory written by `save_pretrained`, or from a Hub repo id (downloads 2 files).
+
+        A Trainer output directory (model config.json + ``relation_matrix/`` subfolder) is accepted too;
+        `subfolder` selects a folder inside the directory or repository. Called on `RelationArtifact`, returns
+        whichever kind is stored; called on a subclass, refuses the other kind with the fix.
+
+        Raises:
+            FileNotFoundError: Missing directory or files.
+            ValueError: Corrupt/truncated files, or contents failing validation (shape, values, label names).
+        """
+        hub = {"revision": revision, "cache_dir": cache_dir, "force_download": force_download,
+               "local_files_only": local_files_only, "token": token, "subfolder": subfolder}
+        folder = io.resolve_folder(pretrained_model_name_or_path, **hub)
+        config_path = folder.fetch(io.CONFIG_FILE)
+        config = io.read_config(config_path)
+        kind = RelationArtifact._kinds.get(config.get("artifact") or "matrix")
+        if kind is None or (cls is not RelationArtifact and kind is not cls):
+            raise ValueError(f"Expected a {cls.kind or 'relation'} artifact but got {config.get('artifact')!r} in "
+                             f"{config_path}. Load it with hf_labelsmooth.relations.load_relations(...).")
+        tensor_path = folder.fetch(kind.tensor_file)
+        return kind.from_files(config, io.read_tensors(tensor_path), tensor_path)
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str = "Upload class relations",
+                    private: bool | None = None, token: str | None = None, branch: str | None = None,
+                    create_pr: bool = False) -> Any:
+        """Create the repo if needed and upload all files of `save_pretrained` in a single commit.
+
+        Returns:
+            huggingface_hub's `CommitInfo` of that commit.
+        """
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, repo_id=repo_id)
+            return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message,
+                                     revision=branch, create_pr=create_pr)
+
+    def generate_model_card(self, repo_id: str | None = None) -> Any:
+        """The model card (`huggingface_hub.ModelCard`), rendered from the package template."""
+        from .card import render_card
+
+        return render_card(self, repo_id=repo_id)
+
+    def check_label_names(self, label_names: Sequence[str]) -> None:
+        """Raise a ValueError naming the fix when `label_names` (e.g. a dataset's) differ from these."""
+        names = list(label_names)
+        if names == self.label_names:
+            return
+        if set(names) <= set(self.label_names) and len(set(names)) == len(names) >= 2:
+            fix = "Use matrix.subset(dataset_label_names) to select/reorder the classes."
+        else:
+            fix = "Use a relation matrix learned on this dataset's classes, or rename the labels."
+        raise ValueError(f"Expected label names {self.label_names[:20]} (relation matrix, K={self.num_classes}) but "
+                         f"got {names[:20]} (dataset, K={len(names)}). {fix}")
+
+    @abc.abstractmethod
+    def top_related(self, k: int = 3, include_self: bool = False) -> list[list[tuple[str, float]]]:
+        """For every class, its `k` most related classes as ``(name, probability)``, highest first."""
+
+    @abc.abstractmethod
+    def plot(self, path: str | os.PathLike | None = None) -> Any:
+        """Heatmap figure (written to `path` as PNG when given), or None where there is none."""
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(num_classes={self.num_classes}, method={self.method!r}, alpha={self.alpha}, "
+                f"labels={self.label_names[:5]}{'...' if self.num_classes > 5 else ''})")

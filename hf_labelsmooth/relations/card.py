@@ -1,0 +1,60 @@
+"""Model cards of class-relation matrices: the package template rendered with huggingface_hub (text from the registry)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..losses.registry import MethodCard, get_loss_class, is_loss
+from .io import CARD_FILE, PNG_FILE, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from .artifact import RelationArtifact
+
+TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
+MAX_TABLE_ROWS = 100
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def method_card(method: str | None) -> MethodCard | None:
+    """The `MethodCard` declared by the registered loss `method` (None for unknown or unregistered names)."""
+    return get_loss_class(method).card if method and is_loss(method) else None
+
+
+def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, top_k: int = 3,
+                repo_id: str | None = None, template_path: str | os.PathLike | None = None) -> Any:
+    """Render the model card (a `huggingface_hub.ModelCard`) of `matrix`.
+
+    Args:
+        matrix: The class-relation matrix or top-N table.
+        image_file: Relative path of the heatmap PNG shown in the card (None: no heatmap).
+        top_k: Related classes per row in the table.
+        repo_id: Repo id shown in the usage snippet (a placeholder when None).
+        template_path: Jinja template; defaults to the package's `templates/relation_matrix.md`.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    info = method_card(matrix.method)
+    tags = ["hf_labelsmooth", "label-smoothing", "class-relation-matrix"] + ([matrix.method] if matrix.method else [])
+    hub_dataset = matrix.dataset if matrix.dataset and HUB_ID.fullmatch(matrix.dataset) else None  # not local paths
+    card_data = ModelCardData(library_name="hf_labelsmooth", tags=tags, datasets=[hub_dataset] if hub_dataset else None)
+    rows = list(zip(matrix.label_names, matrix.top_related(top_k)))
+    return ModelCard.from_template(
+        card_data, template_path=str(template_path or TEMPLATE_PATH),
+        method=matrix.method, method_title=info.title if info else (matrix.method or ""),
+        method_description=info.description if info else f"Relation matrix produced by the `{matrix.method}` loss.",
+        alpha=matrix.alpha, source_model=matrix.source_model, dataset=matrix.dataset, epochs=matrix.epochs,
+        num_classes=matrix.num_classes, logits_kind=getattr(matrix, "logits_kind", None), extra=matrix.extra,
+        image_file=image_file, top_k=min(top_k, matrix.num_classes - 1), top_rows=rows[:MAX_TABLE_ROWS],
+        truncated=len(rows) > MAX_TABLE_ROWS, repo_hint=repo_id or "<user>/<repo>",
+        citation=info.bibtex if info else None, top_n=getattr(matrix, "top_n", None),
+    )
+
+
+def write_card(matrix: "RelationArtifact", directory: str | os.PathLike, repo_id: str | None = None) -> None:
+    """Write `relation_matrix.png` (heatmap, dense matrices only) and `README.md` (card), each atomically."""
+    directory = Path(directory)
+    figure = matrix.plot(directory / PNG_FILE)
+    card = render_card(matrix, image_file=PNG_FILE if figure is not None else None, repo_id=repo_id)
+    atomic_write_bytes(directory / CARD_FILE, str(card).encode("utf-8"))

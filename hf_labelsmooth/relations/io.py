@@ -1,0 +1,130 @@
+"""File I/O of class-relation artifacts: safetensors + JSON only, one atomic writer, local or Hub folders."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+MATRIX_FILE = "relation_matrix.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+PNG_FILE = "relation_matrix.png"
+TOPK_FILE = "relation_topk.safetensors"
+ARTIFACT_DIR = "relation_matrix"  # subfolder beside a saved model
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then `os.replace` it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
+    """Serialise tensors with safetensors (atomically)."""
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write pretty JSON atomically."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object, with an error that names the file and the fix when it is missing or corrupt."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Expected {CONFIG_FILE} at {path} but got no such file. Save with "
+                                "ClassRelationMatrix.save_pretrained(dir).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"Expected valid JSON in {path} but got a corrupt file ({err}). Re-save or re-download "
+                         "it (from_pretrained(..., force_download=True)).") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"Expected a JSON object in {path} but got {type(data).__name__}.")
+    return data
+
+
+def read_tensors(path: Path) -> dict[str, Tensor]:
+    """Read every tensor of a safetensors file; a missing, truncated or corrupt file gives a clear error."""
+    from safetensors.torch import load
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Expected {MATRIX_FILE} at {path} but got no such file.") from None
+    try:
+        return load(data)
+    except Exception as err:  # safetensors raises SafetensorError (and others) on truncated/corrupt headers
+        raise ValueError(f"Expected a valid safetensors file at {path} but got a corrupt or truncated file ({err}). "
+                         "Re-save or re-download it (from_pretrained(..., force_download=True)).") from None
+
+
+def is_own_config(path: Path) -> bool:
+    """True when `path` is a config.json written by `ClassRelationMatrix.save_pretrained`."""
+    try:
+        return read_json(path).get("library_name") == "hf_labelsmooth"
+    except (OSError, ValueError):
+        return False
+
+
+class Folder:
+    """A local folder, or a Hub repo folder whose files are downloaded one by one when asked for (`fetch`)."""
+
+    def __init__(self, local: Path | None, repo_id: str | None = None, **hub_kwargs: Any) -> None:
+        self.local, self.repo_id, self.hub_kwargs = local, repo_id, hub_kwargs
+
+    def fetch(self, name: str) -> Path:
+        """Local path of file `name` of the folder (downloaded from the Hub for a repo)."""
+        if self.local is not None:
+            return self.local / name
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(self.repo_id, name, **self.hub_kwargs))
+
+
+def resolve_folder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> Folder:
+    """The folder holding an artifact: a local directory, or a Hub repo (files fetched only when read).
+
+    A model directory written by an integration (its own config.json, the artifact in ``relation_matrix/``)
+    resolves to that subfolder.
+    """
+    local = Path(path_or_repo)
+    if local.is_dir():
+        local = local / (hub_kwargs.get("subfolder") or "")
+        nested = local / ARTIFACT_DIR
+        if (nested / CONFIG_FILE).is_file() and not is_own_config(local / CONFIG_FILE):
+            local = nested
+        return Folder(local)
+    text = str(path_or_repo)
+    if isinstance(path_or_repo, os.PathLike) or local.exists() or text.startswith((".", "/", "~")) or \
+            text.count("/") > 1 or "\\" in text:
+        raise FileNotFoundError(f"Expected a directory saved by save_pretrained or a Hub repo id but got "
+                                f"{str(path_or_repo)!r}, which is not a directory.")
+    return Folder(None, str(path_or_repo), **hub_kwargs)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """Read an artifact's config.json and check it was written by hf_labelsmooth in a known format version."""
+    config = read_json(path)
+    if config.get("library_name") != "hf_labelsmooth":
+        raise ValueError(f"Expected a config.json written by ClassRelationMatrix.save_pretrained (library_name "
+                         f"'hf_labelsmooth') but got another one at {path} (a model's config?). Pass the "
+                         f"folder that holds the relation matrix artifact (e.g. <output_dir>/{ARTIFACT_DIR}).")
+    version = config.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+        raise ValueError(f"Expected a relation artifact of format version <= {FORMAT_VERSION} but got {version!r} "
+                         f"in {path}. Upgrade hf_labelsmooth or re-save the matrix.")
+    return config
