@@ -146,5 +146,19 @@ def test_ols_soft_targets_use_t_and_t_at_s() -> None:
     s = torch.softmax(torch.randn(K, K), -1)
     loss.matrix.copy_(s)
     log_p = z.float().log_softmax(-1)
-    expected = (0.3 * -(t * log_p).sum(-1) + 0.7 * -((t @ s) * log_p).sum(-1)).mean()
+    expected = (0.7 * -(t * log_p).sum(-1) + 0.3 * -((t @ s) * log_p).sum(-1)).mean()  # alpha: mass off the target
     assert torch.allclose(loss(z.float(), t), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.3, 0.9])
+def test_ols_alpha_is_the_mass_moved_off_the_one_hot(alpha: float) -> None:
+    """SPEC "One meaning of alpha": a fresh OLS (S uniform) is label smoothing with ε = alpha, not 1 - alpha."""
+    z, y = _batch()
+    loss = hf_labelsmooth.create_loss("ols", num_classes=K, alpha=alpha).eval()
+    expected = torch.nn.functional.cross_entropy(z.float(), y, label_smoothing=alpha)
+    assert torch.allclose(loss(z.float(), y), expected, atol=1e-5)
+    s = torch.softmax(torch.randn(K, K), -1)
+    loss.matrix.copy_(s)
+    assert torch.allclose(loss.target_matrix(), (1 - alpha) * torch.eye(K) + alpha * s, atol=1e-6)
+    target = loss.target_matrix()[y]
+    assert torch.allclose(loss(z.float(), y), -(target * z.float().log_softmax(-1)).sum(-1).mean(), atol=1e-5)

@@ -55,7 +55,7 @@ def test_card_contents(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: hf_labelsmooth" in card and "- toy" in card
     assert "Learnable Label Smoothing (LLS)" in card and "| Epochs | 5 |" in card
-    assert "| Source model | resnet18 |" in card and "| Smoothing weight α | 0.2 |" in card
+    assert "| Source model | resnet18 |" in card and "| α (mass moved off the one-hot) | 0.2 |" in card
     assert "![Class-relation matrix heatmap (diagonal hidden)](relation_matrix.png)" in card
     assert (tmp_path / "relation_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for row, name in enumerate(NAMES):  # top-3 table computed by hand: off-diagonal entries sorted descending

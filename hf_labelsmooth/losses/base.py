@@ -24,7 +24,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
 
     Args:
         num_classes: Number of classes K.
-        alpha: Smoothing weight in [0, 1]; ``None`` takes the class's `default_alpha`.
+        alpha: Mass moved off the one-hot, in [0, 1] (one meaning for every method); ``None`` takes `default_alpha`.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values).
         check_inputs: Check labels before and the loss value after every call (two host syncs); False skips both.
     """

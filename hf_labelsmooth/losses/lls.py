@@ -19,7 +19,7 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
 
     Args:
         num_classes: Number of classes K.
-        alpha: Smoothing weight (default 0.1).
+        alpha: Mass moved off the one-hot onto R[y] (default 0.1).
         top_n: Keep N learnable classes per row (`logits` K×N plus `tail_logits` K, see `_sparse`), the paper's
             Sec. 6 proposal; ``None`` (default) is the dense K×K parameter. N = K equals the dense loss.
         slot_init: K×N class ids to start the slots from (e.g. a prior's top-N); default: y, y+1, …, y+N-1 mod K.

@@ -22,7 +22,7 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
 
     Args:
         num_classes: Number of classes K.
-        alpha: Smoothing weight (default 0.1).
+        alpha: Mass moved off the one-hot onto R[y] (default 0.1).
         top_n: Keep N learnable non-target classes per row (`logits` K×N plus `tail_logits` K, see `_sparse`);
             ``None`` (default) is the dense K×K parameter. N = K-1 equals the dense loss.
         slot_init: K×N class ids to start the slots from (e.g. a prior's top-N); default: y+1, …, y+N mod K.

@@ -16,7 +16,10 @@ EMPTY_ROW_POLICIES = ("uniform", "keep")
 
 @register_loss("ols")
 class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
-    """Loss α·CE(t, p) + (1-α)·H(t @ S, p) with S refreshed from averaged correct predictions (α default 0.5).
+    """Loss (1-α)·CE(t, p) + α·H(t @ S, p) with S refreshed from averaged correct predictions (α default 0.5).
+
+    `alpha` is the mass moved off the one-hot, as for every method (SPEC.md "One meaning of alpha"): the target
+    is (1-α)·e_y + α·S[y]. The paper's α weights the hard term instead: α_paper = 1 - alpha (both 0.5 by default).
 
     During training, each correctly classified sample (its label's logit is the row maximum; with class ids,
     ties count as correct) adds its detached probabilities to row `argmax t` of an accumulator A. `end_epoch()`
@@ -25,7 +28,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
 
     Args:
         num_classes: Number of classes K.
-        alpha: Weight of the hard term (paper's α, default 0.5).
+        alpha: Mass moved off the one-hot onto S[y] (default 0.5; the paper's α is 1 - alpha).
         update_every: Swap every N training batches instead of at `end_epoch()` (paper Fig. 5b).
         empty_row: Row of a class with no correct sample in the period: ``"uniform"`` (authors' code,
             SPEC.md) or ``"keep"`` (the previous row).
@@ -44,7 +47,8 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         title="Online Label Smoothing (OLS)",
         description="OLS accumulates, for every class, the predicted distributions of the correctly classified "
                     "training samples during an epoch; the normalised rows become the soft targets of the next "
-                    "epoch. Loss: α·CE(e_y, p) + (1-α)·H(R[y], p).",
+                    "epoch. Loss: (1-α)·CE(e_y, p) + α·H(R[y], p).",
+        alpha_note="α is the mass moved off the one-hot; the paper's α (weight of the hard term) is 1 - α.",
         bibtex="@misc{zhang_delving_label_smoothing,\n  title  = {Delving Deep into Label Smoothing},\n"
                "  author = {Zhang, Chang-Bin and Jiang, Peng-Tao and Hou, Qibin and Wei, Yunchao and Han, Qi and "
                "Li, Zhen and Cheng, Ming-Ming}\n}",
@@ -77,14 +81,14 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         return self.matrix.index_select(0, classes) if self.top_n is None else self._sparse_rows(classes)
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
-        if labels is not None:  # fused: target α·e_y + (1-α)·S[y]; its softmax and correctness feed `update`
-            loss, probs, correct = smoothed_cross_entropy(logits, labels, 1.0 - self.alpha, self.relation_rows(labels))
+        if labels is not None:  # fused: target (1-α)·e_y + α·S[y]; its softmax and correctness feed `update`
+            loss, probs, correct = smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))
             self._seen = (probs, correct) if self.training else None
             return loss
         log_p = logits.float().log_softmax(dim=-1)
         hard = cross_entropy(target, log_p)
         soft = cross_entropy(relation_targets(target, labels, self.relation_rows), log_p)
-        return self.alpha * hard + (1.0 - self.alpha) * soft
+        return (1.0 - self.alpha) * hard + self.alpha * soft
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         seen, self._seen = self._seen, None

@@ -49,6 +49,7 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
         image_file=image_file, top_k=min(top_k, matrix.num_classes - 1), top_rows=rows[:MAX_TABLE_ROWS],
         truncated=len(rows) > MAX_TABLE_ROWS, repo_hint=repo_id or "<user>/<repo>",
         citation=info.bibtex if info else None, top_n=getattr(matrix, "top_n", None),
+        alpha_note=info.alpha_note if info else None,
     )
 
 

@@ -24,7 +24,7 @@ class ClassRelationMatrix(RelationArtifact):
         matrix: K×K row-stochastic tensor (validated, stored float32 on CPU).
         label_names: K unique class names, in row order.
         method: Loss that produced R (``"ols"``, ``"lspp"``, ``"lls"``, ...).
-        alpha: Smoothing weight used in training.
+        alpha: Mass moved off the one-hot in training (the same meaning for every method).
         source_model: Model (Hub id or name) trained with the loss.
         dataset: Dataset the matrix was learned on.
         epochs: Number of training epochs.

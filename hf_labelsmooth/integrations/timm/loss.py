@@ -40,7 +40,7 @@ def create_classification_loss(
         smoothing: timm's label smoothing (``--smoothing``). Relation losses take their smoothing from `alpha`
             and require ``smoothing=0``: with soft targets Mixup/CutMix have already applied it.
         soft_targets: Targets are dense Mixup/CutMix distributions [B, K] (relation losses accept both forms).
-        alpha: Smoothing weight of a relation loss; ``None`` = the method's default (ls 0.1, ols 0.5, lspp/lls 0.1).
+        alpha: Mass moved off the one-hot by a relation loss; ``None`` = the method's default.
         **kwargs: timm's keyword arguments for its types; method options for ours (``update_every``, ``matrix``).
 
     Returns:
