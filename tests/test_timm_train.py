@@ -117,7 +117,7 @@ def test_relation_matrix_prior_trains_and_checks_label_names(script, trained, da
     run_dir = _run(script, data, out, "prior", FAST + ["--epochs", "1", "--loss", "relation_prior",
                                                        "--relation-matrix", str(source)])
     assert _summary(run_dir)[0]["eval_top1"] > 20.0
-    assert ClassRelationMatrix.from_pretrained(run_dir / "relation_matrix").label_names == data[1]
+    assert not (run_dir / "relation_matrix").exists()  # a fixed prior learns nothing to save
     wrong = ClassRelationMatrix.from_pretrained(source)
     wrong.label_names = [f"class{i}" for i in range(10)]
     wrong.save_pretrained(tmp_path / "wrong", card=False)

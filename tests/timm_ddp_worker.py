@@ -16,7 +16,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "train_scripts" / "train_timm.py"
 
 
 def load_script():
-    """Import train_scripts/train_timm.py as a module."""
+    """Import train_scripts/train_timm.py as a module (its private helpers sit beside it)."""
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("train_timm", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
