@@ -2,11 +2,11 @@
 
 Run: ``python benchmarks/fidelity.py`` (several minutes on one CPU thread). Writes ``results_fidelity.md``.
 An MLP (64-256-256-10) is trained with Adam for a fixed number of epochs on noisy training labels and scored on
-the clean test split: accuracy and ECE (15 bins, `hf_labelsmooth.metrics.ece_metric.ExpectedCalibrationError`), mean ± std
-over seeds. Methods use their SPEC.md default α; lspp/lls train their matrix in the same Adam; OLS swaps every
-epoch. "slr" (Stochastic Label Refinery: k=5 folds, n=3, 2 rounds, same MLP trained on the refined labels) runs
-when `hf_labelsmooth.slr` is present. The learned matrices' top-3 related classes per digit are listed next to
-the digits a cross-entropy model confuses most on the test split.
+the clean test split: accuracy and ECE (15 bins, `hf_labelsmooth.metrics.ece_metric.ExpectedCalibrationError`),
+mean ± std over seeds. Methods use their default α (docs/methods.md); lspp/lls train their matrix in the same Adam;
+OLS swaps every epoch. "slr" (Stochastic Label Refinery: k=5 folds, n=3, 2 rounds, same MLP trained on the refined
+labels) runs when `hf_labelsmooth.slr` is present. The learned matrices' top-3 related classes per digit are listed
+next to the digits a cross-entropy model confuses most on the test split.
 """
 from __future__ import annotations
 
@@ -92,14 +92,32 @@ def related(matrix: torch.Tensor) -> list[str]:
     return [", ".join(f"{int(i)} ({v:.2f})" for i, v in zip(r_i, r_v)) for r_i, r_v in zip(idx, vals)]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     parser.add_argument("--methods", nargs="+", default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_fidelity.md"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def score(method: str, xtr: torch.Tensor, noisy: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor, seed: int,
+          epochs: int, ece_metric: ExpectedCalibrationError) -> tuple[float, float, torch.Tensor, object]:
+    """Train one method; (accuracy, ECE, test probabilities, the loss or None for slr)."""
+    if method == "slr":
+        model, loss_fn = train_slr(xtr, noisy, seed, epochs), None
+    else:
+        model, loss_fn = train(method, xtr, noisy, seed, epochs)
+    with torch.no_grad():
+        probs = model(xte).softmax(-1)
+    acc = float((probs.argmax(-1) == yte).float().mean())
+    ece = ece_metric.compute(predictions=probs.numpy(), references=yte.numpy())["ece"]
+    return acc, ece, probs, loss_fn
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(1)
     try:
         import hf_labelsmooth.slr  # noqa: F401
@@ -116,16 +134,9 @@ def main() -> None:
             xtr, ytr, xte, yte = load_data(seed)
             noisy = add_symmetric_noise(ytr, rate, seed)
             for method in methods:
-                if method == "slr":
-                    model, loss_fn = train_slr(xtr, noisy, seed, args.epochs), None
-                else:
-                    model, loss_fn = train(method, xtr, noisy, seed, args.epochs)
-                with torch.no_grad():
-                    probs = model(xte).softmax(-1)
-                acc = float((probs.argmax(-1) == yte).float().mean())
-                ece = ece_metric.compute(predictions=probs.numpy(), references=yte.numpy())["ece"]
+                acc, ece, probs, loss_fn = score(method, xtr, noisy, xte, yte, seed, args.epochs, ece_metric)
                 scores.setdefault((rate, method), []).append((acc, ece))
-                if loss_fn is not None and method in ("ols", "lspp", "lls"):
+                if loss_fn is not None and loss_fn.learns_relations:
                     matrices[(rate, method)] = matrices.get((rate, method), 0) + loss_fn.relation_matrix()
                 if method == "ce" and rate == 0.0:
                     confusion.index_put_((yte, probs.argmax(-1)), torch.ones(len(yte)), accumulate=True)
@@ -142,7 +153,8 @@ def write(args: argparse.Namespace, methods: list[str], scores: dict, matrices: 
         "",
         f"MLP 64-256-256-10, Adam lr 2e-3, batch 128, {args.epochs} epochs, 70/30 stratified split per seed, "
         f"{args.seeds} seeds (split, noise, init and order all seeded), noisy training labels, clean test labels "
-        f"(540 images). Default α per SPEC.md (ls 0.1, ols 0.5, lspp 0.1, lls 0.1). Mean ± std over seeds, in %. "
+        f"(540 images). Default α per docs/methods.md (ls 0.1, ols 0.5, lspp 0.1, lls 0.1). Mean ± std over seeds, "
+        "in %. "
         f"Total run time {seconds / 60:.1f} min on one CPU thread.",
         "",
         "## Test accuracy (%)",

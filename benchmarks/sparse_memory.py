@@ -32,6 +32,14 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
+def ce_step(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Seconds of one reference step: F.cross_entropy(label_smoothing=0.1) forward + backward."""
+    start = time.perf_counter()
+    F.cross_entropy(logits, labels, label_smoothing=0.1).backward()
+    logits.grad = None
+    return time.perf_counter() - start
+
+
 def child(name: str, num_classes: int, top_n: int, batch: int, steps: int) -> dict[str, float]:
     """Measure one (loss, K) in this process; returns MB and ms figures."""
     from hf_labelsmooth import create_loss
@@ -41,12 +49,7 @@ def child(name: str, num_classes: int, top_n: int, batch: int, steps: int) -> di
     logits = torch.randn(batch, num_classes).mul(3).requires_grad_()
     labels = torch.randint(0, num_classes, (batch,))
     labels[: batch // 2] = logits[: batch // 2].argmax(-1)
-    ce_times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        F.cross_entropy(logits, labels, label_smoothing=0.1).backward()
-        ce_times.append(time.perf_counter() - start)
-        logits.grad = None
+    ce_times = [ce_step(logits, labels) for _ in range(2)]
     base = peak_mb()
     loss = create_loss(name, num_classes, top_n=top_n, check_inputs=False).train()
     params = list(loss.parameters())
@@ -60,10 +63,7 @@ def child(name: str, num_classes: int, top_n: int, batch: int, steps: int) -> di
             opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
         logits.grad = None
-        start = time.perf_counter()
-        F.cross_entropy(logits, labels, label_smoothing=0.1).backward()
-        ce_times.append(time.perf_counter() - start)
-        logits.grad = None
+        ce_times.append(ce_step(logits, labels))
     start = time.perf_counter()
     loss.end_epoch()
     swap_ms = (time.perf_counter() - start) * 1e3

@@ -1,11 +1,9 @@
 """LabelSmoothingTrainer end to end on real images (scikit-learn digits) with a tiny ConvNeXt built from a config."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
-from safetensors import safe_open
 from transformers import ConvNextForImageClassification
 
 from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer

@@ -52,8 +52,8 @@ _LISTS = [("--input-size", int, 3, None), ("--mean", float, "+", None), ("--std"
           ("--opt-betas", float, "+", None), ("--decay-milestones", int, "+", [90, 180, 270]),
           ("--scale", float, "+", [0.08, 1.0]), ("--ratio", float, "+", [3.0 / 4.0, 4.0 / 3.0]),
           ("--cutmix-minmax", float, "+", None)]
-_ALIASES = {"--relation-update-every": ["--ols-update-every"], "--batch-size": ["-b"], "--validation-batch-size": ["-vb"],
-            "--workers": ["-j"], "--dataset": ["-d"]}
+_ALIASES = {"--relation-update-every": ["--ols-update-every"], "--batch-size": ["-b"],
+            "--validation-batch-size": ["-vb"], "--workers": ["-j"], "--dataset": ["-d"]}
 
 
 def _add_flags(group: argparse._ArgumentGroup, flags: list[tuple[str, Any, Any, str | None]]) -> None:
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "epoch (methods with an update period: ols; lspp/lls with top-N)"),
         ("--relation-lr", float, None, "learning rate of LS++/LLS matrices (default: --lr)"),
         ("--relation-weight-decay", float, -1.0, "weight decay of LS++/LLS matrices (default -1: the method's, "
-                                                "SPEC.md: the network's for LS++ as its authors, 0 for LLS)"),
+                                                "docs/methods.md: the network's for LS++ as its authors, 0 for LLS)"),
         ("--relation-matrix", str, None, "ClassRelationMatrix directory or Hub repo: fixed prior (relation_prior)"),
         ("--relation-top-n", int, None, "ols / lspp / lls: keep N related classes per row (sparse, for large K)"),
     ])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Stochastic Label Refinery (SPEC.md "SLR") for an image or text training set, then a final model.
+"""Stochastic Label Refinery (docs/methods.md "soft_kl") for an image or text training set, then a final model.
 
 Each round trains `k` models (Hugging Face Trainer or a timm loop) on k-1 folds against the current soft labels,
 predicts the held-out fold and sets L ← (n·L + P)/(n+1). Labels are checkpointed in OUTPUT_DIR/slr after every

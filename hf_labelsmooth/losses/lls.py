@@ -1,4 +1,4 @@
-"""LLS, Learnable Label Smoothing (SPEC.md "LLS"): learnable logits Q, R = softmax(Q), symmetric KL."""
+"""LLS, Learnable Label Smoothing (docs/methods.md "lls"): learnable logits Q, R = softmax(Q), symmetric KL."""
 from __future__ import annotations
 
 from torch import Tensor

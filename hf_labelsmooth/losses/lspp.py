@@ -1,4 +1,4 @@
-"""LS++, Label Smoothing++ (SPEC.md "LS++"): learnable non-target logits C, stop-gradient symmetric CE."""
+"""LS++, Label Smoothing++ (docs/methods.md "lspp"): learnable non-target logits C, stop-gradient symmetric CE."""
 from __future__ import annotations
 
 import torch

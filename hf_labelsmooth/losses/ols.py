@@ -1,4 +1,4 @@
-"""OLS, Online Label Smoothing (SPEC.md "OLS"): R is the average of last period's correct predictions."""
+"""OLS, Online Label Smoothing (docs/methods.md "ols"): R is the average of last period's correct predictions."""
 from __future__ import annotations
 
 import torch
@@ -18,7 +18,7 @@ EMPTY_ROW_POLICIES = ("uniform", "keep")
 class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     """Loss (1-α)·CE(t, p) + α·H(t @ S, p) with S refreshed from averaged correct predictions (α default 0.5).
 
-    `alpha` is the mass moved off the one-hot, as for every method (SPEC.md "One meaning of alpha"): the target
+    `alpha` is the mass moved off the one-hot, as for every method (docs/methods.md): the target
     is (1-α)·e_y + α·S[y]. The paper's α weights the hard term instead: α_paper = 1 - alpha (both 0.5 by default).
 
     During training, each correctly classified sample (its label's logit is the row maximum; with class ids,
@@ -31,7 +31,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         alpha: Mass moved off the one-hot onto S[y] (default 0.5; the paper's α is 1 - alpha).
         update_every: Swap every N training batches instead of at `end_epoch()` (paper Fig. 5b).
         empty_row: Row of a class with no correct sample in the period: ``"uniform"`` (authors' code,
-            SPEC.md) or ``"keep"`` (the previous row).
+            docs/methods.md) or ``"keep"`` (the previous row).
         freeze_threshold: Freeze a row once its maximum reaches this value (authors' fine-grained code: 0.88).
         top_n: Keep only N classes per row of S and of A (memory O(K·N) instead of O(K²); see `_sparse_ols`).
             ``None`` (default) is the dense K×K matrix.

@@ -39,7 +39,7 @@ class RelationPrior(RelationLoss):
 
     Args:
         num_classes: K; must match the matrix.
-        alpha: Weight of the prior. Default 0.1 (the α of both source methods, SPEC.md); α = 1 uses M[y] alone.
+        alpha: Weight of the prior. Default 0.1 (the α of both source methods, docs/methods.md); α = 1 uses M[y] alone.
         matrix: K×K row-stochastic tensor, an object with `.matrix` (e.g. a `ClassRelationMatrix`), or a top-N
             table with `.indices` / `.values` (a `RelationTopK`, for large K: rows are built per batch).
         label_names: Optional dataset label names; when given and `matrix` has `check_label_names`, they are

@@ -1,4 +1,4 @@
-"""KL(L ‖ p) against per-sample soft labels (SPEC.md "SLR", E step); a value loss for regression/ordinal SLR."""
+"""KL(L ‖ p) against per-sample soft labels (docs/methods.md "soft_kl", E step); a value loss for regression SLR."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Model cards of class-relation matrices: the package template rendered with huggingface_hub (text from the registry)."""
+"""Model cards of class-relation artifacts: the package template rendered by huggingface_hub, text from the registry."""
 from __future__ import annotations
 
 import os

@@ -85,7 +85,7 @@ class ClassRelationMatrix(RelationArtifact):
                    logits_kind=config.get("logits_kind"), **cls.fields_from_config(config))
 
     def subset(self, label_names: Sequence[str]) -> "ClassRelationMatrix":
-        """R restricted to `label_names` (in that order; SPEC LLS App. D).
+        """R restricted to `label_names` (in that order; docs/methods.md "lls", subset transfer).
 
         With stored logits the sub-block of logits is re-softmaxed; otherwise the sub-block's rows are
         renormalised. A row left with no mass becomes uniform over the other kept classes (with a warning).

@@ -34,7 +34,8 @@ def check_topk(indices: Any, values: Any) -> tuple[Tensor, Tensor]:
         raise ValueError(f"Expected class ids in [0, {k}) in a table of at least 2 rows and 1 column but got shape "
                          f"{tuple(indices.shape)} and ids in [{int(indices.min())}, {int(indices.max())}].")
     v = values.detach().to("cpu", torch.float32)
-    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()) or bool((v.double().sum(-1) > 1 + checks.ROW_SUM_ATOL).any()):
+    too_much = v.double().sum(-1) > 1 + checks.ROW_SUM_ATOL
+    if not bool(torch.isfinite(v).all()) or bool((v < 0).any()) or bool(too_much.any()):
         raise ValueError("Expected finite non-negative top-N values with row sums <= 1 but got others; re-save the "
                          "table from the loss.")
     return indices.detach().to("cpu", torch.long).clone(), v.clone()

@@ -1,4 +1,4 @@
-"""Stochastic Label Refinery (SPEC.md "SLR"): per-sample soft labels refined by k-fold out-of-fold predictions.
+"""Stochastic Label Refinery (docs/methods.md "soft_kl"): soft labels refined by k-fold out-of-fold predictions.
 
 The adapters (timm loop, Hugging Face Trainer) are imported on first access, so importing this package does not
 import transformers or timm.

@@ -1,4 +1,4 @@
-"""Stochastic Label Refinery (SPEC.md "SLR"): k-fold EM refinement of per-sample soft labels in a Dataset column."""
+"""Stochastic Label Refinery (docs/methods.md "soft_kl"): k-fold EM refinement of soft labels in a Dataset column."""
 from __future__ import annotations
 
 import hashlib

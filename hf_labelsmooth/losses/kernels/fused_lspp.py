@@ -1,6 +1,6 @@
 """LS++ for class ids with hand-written backward: one softmax pass over the logits, no log-probability tensor.
 
-Both functions return the per-sample loss (H(sg(t), p) + H(sg(p), t)) / 2 in float32 (SPEC.md "LS++") and give
+Both functions return the per-sample loss (H(sg(t), p) + H(sg(p), t)) / 2 in float32 (docs/methods.md "lspp") and give
 the logits only the network term's gradient (p - t) / 2, in their own dtype, and the relation logits only the
 matrix term's. The maths is float32 whatever the logits' dtype. Identities used (Σ_k t_k = 1, log p = z - lse):
 H(t, p) = lse - t·z, with lse = z_y - log p_y or max z - log max p (no second exp pass); and

@@ -2,7 +2,7 @@
 
 S is stored as ``matrix_index`` / ``matrix_values`` (K×N, index -1 = empty slot) plus ``matrix_tail`` (K): the
 mass that row y spreads uniformly over the classes not in its slots. A fresh loss has no slots and tail 1, i.e. the
-uniform S⁰ of SPEC.md. The accumulator is a K×M table (``acc_index`` / ``acc_values``, M = min(K,
+uniform S⁰ of docs/methods.md. The accumulator is a K×M table (``acc_index`` / ``acc_values``, M = min(K,
 ``buffer_factor``·N)) plus ``acc_dropped`` (K): each correct sample adds its M largest probabilities to its
 class's table (summed per class, the M largest kept: a heavy-hitters sketch) and the mass it could not keep to
 ``acc_dropped``. At a swap, each row's top N accumulated entries divided by the row's total mass become S, and
