@@ -14,14 +14,14 @@ from .losses import (CrossEntropy, LabelSmoothing, LabelSmoothingPlusPlus, Learn
 
 __version__ = "0.1.0"
 
-_LAZY = {  # name -> module: imported on first access (transformers, datasets, safetensors, huggingface_hub)
-    "LabelSmoothingTrainingArguments": ".integrations.transformers",
-    "LabelSmoothingTrainer": ".integrations.transformers",
-    "StochasticLabelRefinery": ".slr",
-    "ClassRelationMatrix": ".relations",
-    "RelationTopK": ".relations",
-    "load_relations": ".relations",
-    "save_relations": ".relations",
+_LAZY = {  # name -> (module, extra): imported on first access
+    "LabelSmoothingTrainingArguments": (".integrations.transformers", "transformers"),
+    "LabelSmoothingTrainer": (".integrations.transformers", "transformers"),
+    "StochasticLabelRefinery": (".slr", "transformers"),
+    "ClassRelationMatrix": (".relations", None),
+    "RelationTopK": (".relations", None),
+    "load_relations": (".relations", None),
+    "save_relations": (".relations", None),
 }
 __all__ = [
     "CrossEntropy", "LabelSmoothing", "LabelSmoothingPlusPlus", "LearnableLabelSmoothing", "LearnableRelationLoss",
@@ -31,6 +31,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, extra = _LAZY[name]
+    try:
+        return getattr(importlib.import_module(module, __name__), name)
+    except ImportError as err:
+        if extra is None:
+            raise
+        raise ImportError(f"Expected the optional dependencies of hf_labelsmooth.{name} but got: {err}. Install "
+                          f"them with pip install 'hf_labelsmooth[{extra}]'.") from err

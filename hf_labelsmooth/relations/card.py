@@ -1,6 +1,7 @@
 """Model cards of class-relation artifacts: the package template rendered by huggingface_hub, text from the registry."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from .io import CARD_FILE, PNG_FILE, atomic_write_bytes
 if TYPE_CHECKING:
     from .artifact import RelationArtifact
 
+logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
 MAX_TABLE_ROWS = 100
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
@@ -56,6 +58,11 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
 def write_card(matrix: "RelationArtifact", directory: str | os.PathLike, repo_id: str | None = None) -> None:
     """Write `relation_matrix.png` (heatmap, dense matrices only) and `README.md` (card), each atomically."""
     directory = Path(directory)
-    figure = matrix.plot(directory / PNG_FILE)
+    try:
+        figure = matrix.plot(directory / PNG_FILE)
+    except ImportError:  # matplotlib is the optional `plot` extra: the card goes without its heatmap
+        logger.warning("matplotlib is not installed: %s has no heatmap (pip install 'hf_labelsmooth[plot]').",
+                       directory)
+        figure = None
     card = render_card(matrix, image_file=PNG_FILE if figure is not None else None, repo_id=repo_id)
     atomic_write_bytes(directory / CARD_FILE, str(card).encode("utf-8"))

@@ -1,0 +1,123 @@
+"""The architecture's promises: torch alone runs the math, and a new method is one file (facts on the class)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import hf_labelsmooth
+from hf_labelsmooth.losses import RelationLoss, register_loss
+from hf_labelsmooth.losses.functional import cross_entropy, mix, relation_targets
+from hf_labelsmooth.losses.registry import MethodCard, _LOSSES
+
+OPTIONAL = ["transformers", "timm", "datasets", "accelerate", "evaluate", "matplotlib", "sklearn", "soundfile"]
+BLOCKER = textwrap.dedent(f"""
+    import importlib.abc, sys
+    BLOCKED = {OPTIONAL!r}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{{name}} is blocked: torch-only install")
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def _run_blocked(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    script = tmp_path / "blocked.py"
+    script.write_text(BLOCKER + textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+
+
+def test_math_and_artifact_work_with_torch_alone(tmp_path) -> None:
+    result = _run_blocked(f"""
+        import torch, hf_labelsmooth as h
+        for name in h.list_losses():
+            kw = {{"matrix": torch.full((4, 4), 0.25)}} if h.get_loss_class(name).requires_matrix else {{}}
+            z = torch.randn(3, 4, requires_grad=True)
+            h.create_loss(name, num_classes=4, **kw)(z, torch.tensor([0, 1, 3])).backward()
+            assert torch.isfinite(z.grad).all(), name
+        loss = h.create_loss("lls", num_classes=4)
+        with torch.no_grad():
+            loss.logits.normal_()
+        h.save_relations(loss, list("abcd"), {str(tmp_path / "m")!r})
+        back = h.load_relations({str(tmp_path / "m")!r})
+        assert torch.allclose(back.matrix, loss.relation_matrix())
+        assert not any(m.split(".")[0] in {OPTIONAL!r} for m in sys.modules)
+        print("ok")
+    """, tmp_path)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json",
+                                                                 "relation_matrix.safetensors"]  # no heatmap
+    assert "## Heatmap" not in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_integrations_say_which_extra_is_missing(tmp_path) -> None:
+    result = _run_blocked("""
+        import hf_labelsmooth
+        hf_labelsmooth.LabelSmoothingTrainer
+    """, tmp_path)
+    assert result.returncode != 0 and "pip install 'hf_labelsmooth[transformers]'" in result.stderr
+
+
+class ToyTempered(RelationLoss):
+    """A new method in one class: a learnable K×K matrix and plain CE against its targets."""
+
+    default_alpha = 0.2
+    requires_optimizer = True
+    relation_weight_decay = 0.0
+    learns_relations = True
+    logits_kind = "softmax"
+    card = MethodCard(title="Toy tempered smoothing", description="A toy method for the registry test.",
+                      bibtex="@misc{toy, title={Toy}}")
+
+    def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:
+        super().__init__(num_classes, alpha, **kwargs)
+        self.logits = nn.Parameter(torch.zeros(num_classes, num_classes))
+
+    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+        rows = self.logits.float().softmax(-1)
+        t = mix(target, relation_targets(target, labels, lambda c: rows[c]), self.alpha)
+        return cross_entropy(t, logits.log_softmax(-1))
+
+    def relation_matrix(self) -> Tensor:
+        return self.logits.detach().float().softmax(-1)
+
+
+@pytest.fixture
+def toy():
+    register_loss("toy_tempered")(ToyTempered)
+    yield "toy_tempered"
+    _LOSSES.pop("toy_tempered")
+
+
+def test_a_registered_loss_reaches_every_integration_with_no_other_edit(toy, tmp_path) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("timm")
+    from _timm_args import parse_args
+    from trainer_digits import train_digits
+
+    from hf_labelsmooth.integrations.timm import create_classification_loss, list_classification_loss_types
+    from hf_labelsmooth.relations import ClassRelationMatrix
+
+    assert toy in hf_labelsmooth.list_losses(learns_relations=True)
+    assert isinstance(create_classification_loss(toy, num_classes=10), ToyTempered) and toy in \
+        list_classification_loss_types()
+    assert parse_args(["--data-dir", "d", "--loss-type", toy]).smoothing == 0.0
+    with pytest.raises(SystemExit):  # the class says it has no sparse rows: the flag is refused
+        parse_args(["--data-dir", "d", "--loss-type", toy, "--relation-top-n", "4"])
+    trainer = train_digits(str(tmp_path / "run"), toy, n_train=64, num_train_epochs=1, relation_lr=0.5)
+    group = trainer.optimizer.param_groups[-1]
+    assert group["params"][0] is trainer.relation_loss.logits and group["weight_decay"] == 0.0
+    assert trainer.relation_loss.logits.abs().max() > 1e-4  # trained in the optimizer
+    assert "relation_entropy" in [h for h in trainer.state.log_history if "loss" in h][-1]
+    trainer.save_model(str(tmp_path / "final"))
+    saved = ClassRelationMatrix.from_pretrained(tmp_path / "final")
+    assert saved.method == toy and saved.alpha == 0.2 and saved.logits_kind == "softmax"
+    assert torch.equal(saved.logits, trainer.relation_loss.logits.detach())
+    card = (tmp_path / "final" / "relation_matrix" / "README.md").read_text()
+    assert "Toy tempered smoothing" in card and "@misc{toy" in card
