@@ -1,9 +1,7 @@
 """Builders behind `train_scripts/run_slr.py`: local data loading, collators and adapters for images or text."""
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -11,6 +9,8 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from _hf_data import load_imagefolder, load_text_files
+
+from hf_labelsmooth.relations.io import atomic_directory, write_json, write_tensors
 
 
 def load_train_split(dataset_name: str | None, train_dir: str | None, train_file: str | None,
@@ -96,19 +96,12 @@ def timm_collates(model_name: str, image_column: str, augment: bool) -> tuple[Im
 def save_final_model(model: Any, output_dir: str, extra: dict[str, Any], processor: Any = None) -> str:
     """Save the final model atomically: `save_pretrained` for Hugging Face models, safetensors for timm/torch."""
     final = os.path.join(output_dir, "final_model")
-    tmp = f"{final}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(tmp)
-        if processor is not None:
-            processor.save_pretrained(tmp)
-    else:
-        from safetensors.torch import save_file
-
-        os.makedirs(tmp)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
-    with open(os.path.join(tmp, "slr_config.json"), "w") as f:
-        json.dump(extra, f, indent=2)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_directory(final) as tmp:
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(tmp)
+            if processor is not None:
+                processor.save_pretrained(tmp)
+        else:
+            write_tensors(tmp / "model.safetensors", dict(model.state_dict()), {"format": "pt"})
+        write_json(tmp / "slr_config.json", extra)
     return final

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, Features, List, Value
 from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+from ..relations.io import atomic_directory, write_json
 
 STATE_FILE = "state.json"
 
@@ -59,23 +60,15 @@ def column_array(dataset: Dataset, column: str, dtype: Any = np.float32) -> np.n
 
 def save_round(output_dir: str | os.PathLike, round_idx: int, labels: np.ndarray, column: str,
                meta: dict[str, Any]) -> Path:
-    """Write the labels of a finished round, then commit it in `state.json` (both atomic, via `os.replace`).
+    """Write the labels of a finished round, then commit it in `state.json` (both atomic).
 
     A crash before the commit leaves the previous round as the last finished one; the half-written round is
     overwritten when the refinery runs again.
     """
     final = round_dir(output_dir, round_idx)
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with _quiet():
+    with atomic_directory(final) as tmp, _quiet():
         labels_dataset(labels, column).save_to_disk(str(tmp))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    state = {**meta, "rounds_done": round_idx, "labels": final.name}
-    state_tmp = Path(output_dir) / f"{STATE_FILE}.tmp-{os.getpid()}"
-    state_tmp.write_text(json.dumps(state, indent=2))
-    os.replace(state_tmp, Path(output_dir) / STATE_FILE)
+    write_json(Path(output_dir) / STATE_FILE, {**meta, "rounds_done": round_idx, "labels": final.name})
     return final
 
 
