@@ -235,3 +235,14 @@ def test_trainer_output_dir_resolves_to_artifact_subfolder(tmp_path):
     rio.write_tensors(tmp_path / "relation_matrix.safetensors", {"relation_matrix": HAND}, {})
     with pytest.raises(ValueError, match="a model's config"):
         ClassRelationMatrix.from_pretrained(tmp_path)
+
+
+def test_saved_files_are_readable_like_any_new_file(tmp_path) -> None:
+    """The atomic writer's temporary file is private (0600); the file put in place gets 0666 less the umask."""
+    old = os.umask(0o022)
+    try:
+        ClassRelationMatrix(HAND, NAMES, method="lls").save_pretrained(tmp_path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {name: 0o644 for name in modes} and "config.json" in modes

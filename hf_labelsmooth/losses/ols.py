@@ -48,7 +48,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         description="OLS accumulates, for every class, the predicted distributions of the correctly classified "
                     "training samples during an epoch; the normalised rows become the soft targets of the next "
                     "epoch. Loss: (1-α)·CE(e_y, p) + α·H(R[y], p).",
-        alpha_note="α is the mass moved off the one-hot; the paper's α (weight of the hard term) is 1 - α.",
+        alpha_note="the paper's α, the weight of the hard term, is 1 - α",
         bibtex="@misc{zhang_delving_label_smoothing,\n  title  = {Delving Deep into Label Smoothing},\n"
                "  author = {Zhang, Chang-Bin and Jiang, Peng-Tao and Hou, Qibin and Wei, Yunchao and Han, Qi and "
                "Li, Zhen and Cheng, Ming-Ming}\n}",
