@@ -196,3 +196,33 @@ def test_hard_label_fast_path_equals_one_hot_targets(name: str, alpha: float, to
         zero = torch.zeros_like(param)
         torch.testing.assert_close(zero if a is None else a, zero if b is None else b)
 
+
+
+def test_merge_top_tables_keeps_the_top_entries_of_all_parts_in_any_order() -> None:
+    """The cross-process reduction of sparse tables: per (row, class) sums over all parts, the M largest kept (ties
+    by class id), the rest added to `dropped`; the same result for every order of the parts."""
+    import itertools
+
+    from hf_labelsmooth.losses.sparse.tables import merge_top_tables
+
+    g = torch.Generator().manual_seed(0)
+    rows, width, parts = 6, 3, []
+    for _ in range(3):
+        index = torch.rand(rows, K, generator=g).argsort(dim=-1)[:, :width]
+        values = torch.rand(rows, width, generator=g) + 0.1
+        empty = torch.rand(rows, width, generator=g) < 0.2
+        parts.append((index.masked_fill(empty, -1), values.masked_fill(empty, 0.0), torch.rand(rows, generator=g)))
+    totals = torch.zeros(rows, K)
+    for index, values, _ in parts:
+        totals.scatter_add_(1, index.clamp_min(0), values)  # empty slots add 0
+    for perm in itertools.permutations(parts):
+        index, values, dropped = merge_top_tables(list(perm))
+        for row in range(rows):
+            present = [c for c in range(K) if totals[row, c] > 0]
+            top = sorted(present, key=lambda c: (-float(totals[row, c]), c))[:width]
+            assert index[row].tolist() == top + [-1] * (width - len(top))
+            torch.testing.assert_close(values[row, : len(top)], totals[row, top])
+        kept = totals.gather(1, index.clamp_min(0)).mul(index >= 0).sum(dim=-1)
+        torch.testing.assert_close(dropped, sum(p[2] for p in parts) + totals.sum(dim=-1) - kept)
+        pair = merge_top_tables([p[:2] for p in perm])
+        assert len(pair) == 2 and torch.equal(pair[0], index) and torch.equal(pair[1], values)

@@ -21,6 +21,7 @@ from timm.data import create_dataset, create_transform
 from timm.utils import AverageMeter, dispatch_clip_grad, random_seed
 
 from hf_labelsmooth.losses import RelationLoss
+from hf_labelsmooth.losses.states import process_group
 from hf_labelsmooth.integrations.timm import RelationClassificationTask
 
 _logger = logging.getLogger("train")
@@ -129,7 +130,7 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device, amp_aut
         totals += torch.stack([F.cross_entropy(output, target, reduction="sum").double(),
                                hits[:, 0].sum().double(), hits.any(-1).sum().double(),
                                torch.tensor(float(len(target)), dtype=torch.float64, device=device)])
-    if dist.is_available() and dist.is_initialized():
+    if process_group() is not None:
         dist.all_reduce(totals)
     count = max(float(totals[3]), 1.0)
     metrics = {"loss": float(totals[0]) / count, "top1": 100 * float(totals[1]) / count,

@@ -40,6 +40,7 @@ from timm.utils import CheckpointSaver, NativeScaler, get_outdir, init_distribut
 from timm.utils import setup_default_logging, update_summary
 
 from hf_labelsmooth import get_loss_class
+from hf_labelsmooth.losses.states import process_group
 from hf_labelsmooth.integrations.timm import (RelationClassificationTask, add_relation_param_group,
                                               create_classification_loss, is_relation_loss_type)
 from _timm_args import parse_args
@@ -113,11 +114,12 @@ def init_device(args: argparse.Namespace) -> torch.device:
     Sets ``args.distributed``, ``world_size``, ``rank``, ``local_rank`` and ``owns_process_group``.
     """
     args.owns_process_group = False
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    group = process_group()
+    if group is None:
         device = init_distributed_device(args)
         args.owns_process_group = args.distributed
         return device
-    args.world_size, args.rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+    args.rank, args.world_size = group
     args.local_rank, args.distributed = int(os.environ.get("LOCAL_RANK", 0)), args.world_size > 1
     if args.device.startswith("cuda") and ":" not in args.device:
         args.device = f"cuda:{args.local_rank}"

@@ -6,21 +6,21 @@ from contextlib import nullcontext
 from typing import ClassVar
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from .validation import check_alpha, check_finite_loss, check_logits_shape, check_num_classes, check_reduction, \
     check_target
 from .functional import one_hot
 from .registry import MethodCard
+from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
 
 
 class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     """A classification loss whose targets spread mass according to a class-relation matrix R (K×K).
 
     Subclasses implement `compute` (per-sample loss from float32 logits and dense targets) and
-    `relation_matrix`; they may implement `update` (training-time statistics) and declare summed
-    cross-process state with `add_state`, which `sync_states` all-reduces (torchmetrics style).
+    `relation_matrix`; they may implement `update` (training-time statistics) and declare every per-process
+    state with `add_state` and its reduction, which `sync_states` applies (torchmetrics style).
 
     Args:
         num_classes: Number of classes K.
@@ -52,7 +52,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         self.reduction = check_reduction(reduction)
         self.check_inputs = check_inputs
         self.batches_seen = 0
-        self._reduced_states: list[str] = []
+        self._states: list[StateSpec] = []
 
     @classmethod
     def has_update_period(cls, top_n: int | None = None) -> bool:
@@ -114,35 +114,62 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     def end_epoch(self) -> None:
         """Called by training loops at each epoch end (OLS swaps its matrix here)."""
 
-    def add_state(self, name: str, default: Tensor) -> None:
-        """Declare a buffer that is summed across processes by `sync_states` and saved in `state_dict`."""
-        self.register_buffer(name, default.clone())
-        self._reduced_states.append(name)
+    def add_state(self, name: str | tuple[str, ...], default: Tensor | tuple[Tensor, ...],
+                  dist_reduce_fx: Reduction = "sum") -> None:
+        """Declare per-process state: buffers saved in `state_dict` and reduced across processes by `sync_states`.
+
+        Every buffer whose value differs between processes must be declared here (torchmetrics' ``add_state``);
+        `sync_states`, `consolidate_states` and `keep_states_on_rank_zero` then cover it.
+
+        Args:
+            name: Buffer name, or the names of buffers reduced together (e.g. a table's index and values).
+            default: Initial value(s), a constant tensor per name: the identity of the reduction (zeros for
+                ``"sum"``, an empty table for `merge_top_tables`). Ranks other than 0 are reset to it.
+            dist_reduce_fx: ``"sum"`` (all-reduce), or a callable merging the per-process values, given as a list
+                (rank order) of tuples of tensors, into one tuple (e.g. `merge_top_tables`).
+        """
+        names = (name,) if isinstance(name, str) else tuple(name)
+        defaults = (default,) if isinstance(default, Tensor) else tuple(default)
+        spec = check_state(names, defaults, dist_reduce_fx)
+        for buffer_name, value in zip(names, defaults):
+            self.register_buffer(buffer_name, value.clone())
+        self._states.append(spec)
 
     def sync_states(self) -> None:
-        """All-reduce (sum) every declared state when a torch.distributed process group is running."""
-        if not _is_multiprocess():
-            return
-        for name in self._reduced_states:
-            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
+        """Replace every declared state by its reduction over processes (collective; a no-op in one process).
+
+        Called before every swap (OLS) and slot refresh (LS++/LLS), which then clear the states: a second call
+        before new updates would count every process's contribution again.
+        """
+        size = world_size()
+        if size > 1:
+            for spec in self._states:
+                reduce_state(tuple(getattr(self, n) for n in spec.names), spec.reduction, size)
 
     def consolidate_states(self) -> None:
-        """Sum the declared states onto rank 0 and zero them elsewhere (collective; a no-op in one process).
+        """Reduce every declared state onto rank 0 and reset it elsewhere (collective; a no-op in one process).
 
-        The next `sync_states` gives the same sum, and a checkpoint written by rank 0 then holds the global
-        state, so it resumes on any number of processes. Call on every rank before rank 0 saves.
+        The next `sync_states` gives the same global state, and a checkpoint written by rank 0 then holds it, so it
+        resumes on any number of processes (load it on every rank, then call `keep_states_on_rank_zero`). Call on
+        every rank before rank 0 saves.
         """
-        if not _is_multiprocess():
-            return
-        for name in self._reduced_states:
-            dist.reduce(getattr(self, name), dst=0, op=dist.ReduceOp.SUM)
-        self.keep_states_on_rank_zero()
+        if world_size() > 1:
+            self.sync_states()
+            self.keep_states_on_rank_zero()
 
     def keep_states_on_rank_zero(self) -> None:
-        """Zero the declared states on ranks other than 0: after every rank loaded a consolidated checkpoint."""
-        if _is_multiprocess() and dist.get_rank() != 0:
-            for name in self._reduced_states:
-                getattr(self, name).zero_()
+        """Reset the declared states to their defaults on ranks other than 0: after every rank loaded a consolidated
+        checkpoint, so that the global state is counted once."""
+        group = process_group()
+        if group is not None and group[0] != 0:
+            for spec in self._states:
+                for name, fill in zip(spec.names, spec.fills):
+                    getattr(self, name).fill_(fill)
+
+    @property
+    def state_specs(self) -> tuple[StateSpec, ...]:
+        """The declared per-process states (buffer names, reset values, reduction), in declaration order."""
+        return tuple(self._states)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha}, reduction={self.reduction!r}"
@@ -152,6 +179,3 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
             return per_sample.mean()
         return per_sample.sum() if self.reduction == "sum" else per_sample
 
-
-def _is_multiprocess() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

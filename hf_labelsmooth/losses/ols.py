@@ -117,13 +117,12 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     @torch.no_grad()
     def swap(self) -> None:
         """Sum A across processes, normalise its rows into S (empty rows per `empty_row`), zero A."""
-        if self.top_n is not None:
-            self._sparse_sync()
-            self._sparse_swap(self.counts > 0)
-            self.counts.zero_()
-            return
         self.sync_states()
         seen = self.counts > 0
+        if self.top_n is not None:
+            self._sparse_swap(seen)
+            self.counts.zero_()
+            return
         rows = self.accumulator / self.accumulator.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         fallback = torch.full_like(rows, 1.0 / self.num_classes) if self.empty_row == "uniform" else self.matrix
         new = torch.where(seen[:, None], rows, fallback)

@@ -4,7 +4,8 @@ timm's ``train.py`` wraps only ``task.trainable_module`` in DDP and builds the o
 ``nn.Parameter`` (LS++, LLS) is therefore neither optimised nor all-reduced unless it lives in the trainable module.
 `RelationClassificationTask` puts such a loss in the trainable module (the pattern of timm's
 ``FeatureDistillationTrainableModule``) and keeps losses without parameters (OLS, fixed priors) outside DDP, so that
-DDP's buffer broadcast never overwrites their per-process statistics (summed across processes at each OLS swap).
+DDP's buffer broadcast never overwrites their per-process statistics (reduced across processes by the loss at each
+OLS swap, `RelationLoss.sync_states`).
 """
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ class RelationTrainableModule(nn.Module):
 
     Args:
         model: The timm model.
-        criterion: A loss owning parameters (LS++, LLS). Its buffers (per-process statistics such as sparse
-            candidate scores) are excluded from DDP's buffer broadcast, which would otherwise overwrite every
-            rank's with rank 0's before each forward; the loss synchronises them itself.
+        criterion: A loss owning parameters (LS++, LLS). Its buffers are excluded from DDP's buffer broadcast,
+            which would otherwise overwrite every rank's with rank 0's before each forward: the per-process
+            statistics (sparse candidate tables) are states declared with `RelationLoss.add_state`, which the loss
+            merges across processes (`sync_states`) before each slot refresh, and the slots it then computes are the
+            same on every rank.
     """
 
     def __init__(self, model: nn.Module, criterion: nn.Module) -> None:

@@ -9,21 +9,15 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 from ...losses.base import RelationLoss
+from ...losses.states import world_size
 from ...relations.io import write_tensors
 
 LOSS_STATE_FILE = "relation_loss.safetensors"
 
 
-def _world() -> tuple[int, int]:
-    """(rank, world size) of the running torch.distributed group, (0, 1) without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def average_gradients(loss: RelationLoss) -> None:
     """All-reduce (mean) the gradients of the loss's own parameters so every process steps identically."""
-    _, world = _world()
+    world = world_size()
     if world == 1:
         return
     for param in loss.parameters():
@@ -50,7 +44,8 @@ def save_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> Path:
 def load_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> bool:
     """Restore the loss from ``relation_loss.safetensors`` in `directory`; False when the file is absent.
 
-    Per-process statistics are kept on rank 0 only (see `RelationLoss.consolidate_states`).
+    The file holds the global value of every declared state (`RelationLoss.consolidate_states` ran before the save);
+    ranks other than 0 reset theirs (`keep_states_on_rank_zero`), so the global state is counted once.
     """
     path = Path(directory) / LOSS_STATE_FILE
     if not path.is_file():

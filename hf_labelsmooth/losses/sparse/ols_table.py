@@ -7,21 +7,25 @@ uniform S⁰ of docs/methods.md. The accumulator is a K×M table (``acc_index`` 
 class's table (summed per class, the M largest kept: a heavy-hitters sketch) and the mass it could not keep to
 ``acc_dropped``. At a swap, each row's top N accumulated entries divided by the row's total mass become S, and
 everything else (the remaining M-N entries and the dropped mass) becomes the row's tail. With N = K nothing is
-dropped and S equals the dense OLS matrix. Across processes the tables are all-gathered and merged.
+dropped and S equals the dense OLS matrix. The tables are declared states (`add_state`): at each swap the tables of
+all processes are merged in one pass (`merge_top_tables`: the same result on every process, whatever its rank).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-from .slots import DENSE_MATRIX_LIMIT, merge_into
+from .slots import DENSE_MATRIX_LIMIT
+from .tables import merge_into, merge_top_tables
 
 
 class SparseOLSMixin:
     """Sparse S and accumulator for `OnlineLabelSmoothing` (see the module docstring)."""
 
     num_classes: int
+    add_state: Callable[..., None]  # from RelationLoss
 
     def _init_sparse(self, top_n: int, buffer_factor: int) -> None:
         k = self.num_classes
@@ -31,9 +35,9 @@ class SparseOLSMixin:
         self.register_buffer("matrix_index", torch.full((k, top_n), -1, dtype=torch.long))
         self.register_buffer("matrix_values", torch.zeros(k, top_n))
         self.register_buffer("matrix_tail", torch.ones(k))
-        self.register_buffer("acc_index", torch.full((k, width), -1, dtype=torch.long))
-        self.register_buffer("acc_values", torch.zeros(k, width))
-        self.register_buffer("acc_dropped", torch.zeros(k))
+        self.add_state(("acc_index", "acc_values", "acc_dropped"),  # per process: merged at each swap
+                       (torch.full((k, width), -1, dtype=torch.long), torch.zeros(k, width), torch.zeros(k)),
+                       dist_reduce_fx=merge_top_tables)
 
     def _sparse_rows(self, classes: Tensor) -> Tensor:
         """Dense rows S[classes], [n, K]: slot values at their classes, the tail spread over the other classes."""
@@ -49,25 +53,6 @@ class SparseOLSMixin:
         rows = classes[:, None].expand_as(cols).reshape(-1)
         self.acc_dropped += merge_into(self.acc_index, self.acc_values, rows, cols.reshape(-1), top.reshape(-1))
         self.acc_dropped.index_add_(0, classes, (probs.sum(dim=-1) - top.sum(dim=-1)).clamp_min(0))
-
-    def _sparse_sync(self) -> None:
-        """All-gather the accumulator tables, dropped mass and counts, and merge them (sum) on every process."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
-        size = dist.get_world_size()
-        gathered = {}
-        for name in ("acc_index", "acc_values"):
-            parts = [torch.empty_like(getattr(self, name)) for _ in range(size)]
-            dist.all_gather(parts, getattr(self, name))
-            gathered[name] = parts
-        for name in ("acc_dropped", "counts"):
-            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
-        rank = dist.get_rank()
-        for other, (idx, val) in enumerate(zip(gathered["acc_index"], gathered["acc_values"])):
-            if other != rank:
-                ok = idx >= 0
-                rows = torch.arange(self.num_classes, device=idx.device)[:, None].expand_as(idx)[ok]
-                self.acc_dropped += merge_into(self.acc_index, self.acc_values, rows, idx[ok], val[ok])
 
     @torch.no_grad()
     def _sparse_swap(self, seen: Tensor) -> None:

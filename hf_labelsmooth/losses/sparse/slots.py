@@ -13,21 +13,23 @@ Learnable rows (LS++, LLS; `SparseLogitsMixin`): parameters ``logits`` (K×N, th
 Slots start from ``slot_init`` (a K×N index table, e.g. the top-N of a prior matrix) or from the neighbours
 y+1, …, y+N (mod K; LLS puts y itself in slot 0, LS++ never holds y). Refresh: during training each sample's
 most probable *wrong* class that is not yet a slot of its row is recorded with its probability in a small
-per-row candidate table (K×`candidates`, summed per class, top entries kept); at `refresh()` (each
-`end_epoch()`, or every `refresh_every` training batches) each row swaps its lowest-logit slots (at most
-``max(1, swap_fraction·N)``, never LLS's own-class slot) for its highest-scoring candidates. A new slot takes the
-row's tail logit, so the incoming class keeps its logit; the evicted class joins the tail (the only change to the
-row is that one class's logit becoming the tail's). Optimiser
+per-row candidate table (K×`candidates`, summed per class, top entries kept; a state declared with `add_state`, so
+the tables of all processes are merged first); at `refresh()` (each `end_epoch()`, or every `refresh_every` training
+batches) each row swaps its lowest-logit slots (at most ``max(1, swap_fraction·N)``, never LLS's own-class slot) for
+its highest-scoring candidates. A new slot takes the row's tail logit, so the incoming class keeps its logit; the
+evicted class joins the tail (the only change to the row is that one class's logit becoming the tail's). Optimiser
 moments of a swapped slot are carried over (they are small, as the evicted slot had the lowest logit).
 """
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from ..kernels.wrong_class import most_probable_wrong
+from .tables import merge_into, merge_top_tables
 
 DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
 
@@ -67,41 +69,13 @@ def scatter_rows(fill: Tensor, index: Tensor, values: Tensor, num_classes: int) 
     return fill[:, None].expand(len(fill), num_classes).scatter(1, index, values)
 
 
-def merge_into(index: Tensor, values: Tensor, rows: Tensor, cols: Tensor, vals: Tensor) -> Tensor:
-    """Add entries (rows, cols, vals) to per-row tables `index`/`values` [K, M] in place, keeping the M largest.
-
-    Empty slots hold index -1 and value 0. Returns the mass [K] of the entries that did not fit (per row).
-    """
-    num_rows, width = index.shape
-    dropped = torch.zeros(num_rows, dtype=values.dtype, device=values.device)
-    if rows.numel() == 0:
-        return dropped
-    touched = rows.unique()
-    old_i, old_v = index[touched], values[touched]
-    valid = old_i >= 0
-    all_rows = torch.cat([touched[:, None].expand_as(old_i)[valid], rows])
-    cols_all = torch.cat([old_i[valid], cols])
-    num_cols = int(cols_all.max()) + 1
-    keys, inverse = (all_rows * num_cols + cols_all).unique(return_inverse=True)
-    summed = torch.zeros(len(keys), dtype=values.dtype, device=values.device).index_add_(
-        0, inverse, torch.cat([old_v[valid], vals]))
-    order = summed.argsort(descending=True, stable=True)
-    order = order[(keys[order] // num_cols).argsort(stable=True)]  # by row, then by value (descending)
-    key_rows, key_cols, summed = keys[order] // num_cols, keys[order] % num_cols, summed[order]
-    rank = torch.arange(len(keys), device=keys.device) - torch.searchsorted(key_rows, key_rows)
-    keep = rank < width
-    dropped.index_add_(0, key_rows[~keep], summed[~keep])
-    index[touched], values[touched] = -1, 0.0
-    index[key_rows[keep], rank[keep]] = key_cols[keep]
-    values[key_rows[keep], rank[keep]] = summed[keep]
-    return dropped
-
-
 class SparseLogitsMixin:
     """Sparse learnable rows for LS++ / LLS (see the module docstring). Expects `num_classes` and `training`."""
 
     num_classes: int
     include_self: bool = True  # LLS rows may hold the own class; LS++ sets False
+    add_state: Callable[..., None]  # from RelationLoss
+    sync_states: Callable[[], None]
 
     def _init_sparse(self, top_n: int, slot_init: Tensor | None, refresh_every: int | None,
                      swap_fraction: float, candidates: int) -> None:
@@ -117,8 +91,9 @@ class SparseLogitsMixin:
         self.logits = nn.Parameter(torch.zeros(k, top_n))
         self.tail_logits = nn.Parameter(torch.zeros(k))
         self.register_buffer("slots", slots)
-        self.register_buffer("candidate_index", torch.full((k, candidates), -1, dtype=torch.long))
-        self.register_buffer("candidate_score", torch.zeros(k, candidates))
+        self.add_state(("candidate_index", "candidate_score"),  # per process: merged at each refresh
+                       (torch.full((k, candidates), -1, dtype=torch.long), torch.zeros(k, candidates)),
+                       dist_reduce_fx=merge_top_tables)
         self.register_buffer("refresh_steps", torch.zeros((), dtype=torch.long))
 
     def _sparse_slot_logs(self, classes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -154,7 +129,12 @@ class SparseLogitsMixin:
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Swap each row's lowest-logit slots for its best candidates (see the module docstring); clear candidates."""
+        """Swap each row's lowest-logit slots for its best candidates (see the module docstring); clear candidates.
+
+        The candidate tables are first merged across processes (`sync_states`), so every process swaps the same
+        slots: a slot column means the same class on every process, as the averaged slot-logit gradients assume.
+        """
+        self.sync_states()
         cand, score = self.candidate_index, self.candidate_score
         in_slots = (cand[:, :, None] == self.slots[:, None, :]).any(dim=-1)
         score = score.masked_fill(in_slots | (cand < 0), -1.0)
