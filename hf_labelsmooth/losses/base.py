@@ -14,6 +14,8 @@ from .functional import one_hot
 from .registry import MethodCard
 from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
 
+HALF_DTYPES = (torch.bfloat16, torch.float16)  # read as they are by `casts_logits` losses; float64 becomes float32
+
 
 class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     """A classification loss whose targets spread mass according to a class-relation matrix R (K×K).
@@ -25,7 +27,9 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     Args:
         num_classes: Number of classes K.
         alpha: Mass moved off the one-hot, in [0, 1] (one meaning for every method); ``None`` takes `default_alpha`.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values). An empty batch (B = 0, e.g.
+            the last shard of a sampler) gives 0 for ``"mean"`` and ``"sum"`` (``F.cross_entropy`` gives NaN for
+            ``"mean"``: 0 keeps logged averages and other processes' gradients intact), with zero gradients.
         check_inputs: Check labels before and the loss value after every call (two host syncs); False skips both.
     """
 
@@ -41,7 +45,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     requires_matrix: ClassVar[bool] = False  # built from a saved matrix (`matrix=`, `--relation_matrix`)
     card: ClassVar[MethodCard | None] = None  # model-card text of matrices this method learns
     dense_hard_targets: ClassVar[bool] = True  # False: `compute`/`update` get target=None for hard labels
-    casts_logits: ClassVar[bool] = False  # True: `compute` gets logits in their own dtype and does float32 maths
+    casts_logits: ClassVar[bool] = False  # True: `compute` gets bf16/fp16 logits as they are and does float32 maths
 
     def __init__(
         self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True
@@ -60,10 +64,13 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         return cls.period_option is not None
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 whatever the dtype.
+        """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 maths and value whatever the
+        logits' dtype (float64 included), gradients in the logits' dtype.
 
         With `check_inputs`, shapes and labels are checked before any work, and a non-finite loss (NaN or +inf
         logits) raises before `update` changes any state; finite losses cost no extra pass over the logits.
+        An empty batch adds nothing to the statistics but counts as a batch of an update period (`period_option`),
+        so processes whose shard is empty stay in step with the others.
         """
         batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
         if self.check_inputs:
@@ -72,7 +79,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         device = logits.device.type
         autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else nullcontext()
         with autocast:
-            logits32 = logits if self.casts_logits else logits.float()
+            logits32 = logits if self.casts_logits and logits.dtype in HALF_DTYPES else logits.float()
             labels = None if torch.is_floating_point(target) else target
             if labels is None:
                 dense: Tensor | None = target.float()
@@ -176,6 +183,6 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
 
     def _reduce(self, per_sample: Tensor) -> Tensor:
         if self.reduction == "mean":
-            return per_sample.mean()
+            return per_sample.mean() if per_sample.numel() else per_sample.sum()  # empty batch: 0, not NaN
         return per_sample.sum() if self.reduction == "sum" else per_sample
 

@@ -28,13 +28,14 @@ def safe_log(x: Tensor) -> Tensor:
 
 
 def cross_entropy(target: Tensor, log_q: Tensor) -> Tensor:
-    """H(target, q) = -Σ_k target_k log q_k, per row (a fused row dot product: no [B, K] temporary)."""
-    return -torch.linalg.vecdot(target, log_q)
+    """H(target, q) = -Σ_k target_k log q_k, per row; terms with target_k = 0 contribute 0 even where log q_k = -inf
+    (masked classes), with zero gradients there."""
+    return -torch.linalg.vecdot(target, torch.where(target == 0, 0.0, log_q))
 
 
 def kl_divergence(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
-    """KL(p ‖ q) = Σ_k p_k (log p_k - log q_k), per row (terms with p_k = 0 contribute 0)."""
-    return (p * (log_p - log_q)).sum(dim=-1)
+    """KL(p ‖ q) = Σ_k p_k (log p_k - log q_k), per row; terms with p_k = 0 contribute 0 (also with infinite logs)."""
+    return (p * torch.where(p == 0, 0.0, log_p - log_q)).sum(dim=-1)
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:

@@ -1,12 +1,13 @@
 """LLS, Learnable Label Smoothing (docs/methods.md "lls"): learnable logits Q, R = softmax(Q), symmetric KL."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .kernels.fused_lls import DenseHardLLS, SparseHardLLS
 from .registry import MethodCard, register_loss
 from .learnable import LearnableRelationLoss
-from .functional import kl_divergence, mix, relation_targets, safe_log
+from .functional import LOG_TINY, kl_divergence, mix, one_hot, relation_targets
 
 
 @register_loss("lls")
@@ -49,17 +50,30 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
         return self.logits.index_select(0, classes).float().softmax(dim=-1)
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
-        if labels is not None and self.top_n is None:
+        """Per-sample loss. log t is exact (log α + log R) where α·R underflows float32, on every path; where t is
+        exactly 0 (α = 0: class ids take the plain path, as -inf logits need) it is log(tiny), so KL(p‖t) stays finite.
+        """
+        if labels is not None and self.alpha > 0 and self.top_n is None:
             return DenseHardLLS.apply(logits, labels, self.logits, self.alpha)
-        if labels is not None:  # sparse: the fused pass also finds each sample's most probable wrong class
+        if labels is not None and self.alpha > 0:  # sparse: the fused pass also finds the most probable wrong classes
             loss, wrong, score = SparseHardLLS.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail,
                                                      self.alpha, self.training)
             self._confusions = (wrong, score) if self.training else None  # recorded by `update`
             return loss
         log_p = logits.float().log_softmax(dim=-1)
-        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        log_t = safe_log(t)
+        t, log_t = self._targets(one_hot(labels, self.num_classes) if labels is not None else target, labels)
         return (kl_divergence(t, log_t, log_p) + kl_divergence(log_p.exp(), log_p, log_t)) / 2
+
+    def _targets(self, target: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(t, log t) in float32, built in float64 so that log t stays exact where α·R is below float32's range."""
+        def rows(classes: Tensor) -> Tensor:
+            if self.top_n is not None:
+                return self._sparse_log_rows(classes).double().exp()
+            return self.logits.index_select(0, classes).double().softmax(dim=-1)
+
+        t = mix(target.double(), relation_targets(target.double(), labels, rows), self.alpha)
+        log_t = torch.where(t > 0, t.clamp_min(torch.finfo(t.dtype).tiny).log(), LOG_TINY)
+        return t.float(), log_t.float()
 
     def relation_matrix(self) -> Tensor:
         if self.top_n is not None:

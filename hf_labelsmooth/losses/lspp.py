@@ -7,7 +7,7 @@ from torch import Tensor
 from .kernels.fused_lspp import DenseLSPP, SparseLSPP
 from .registry import MethodCard, register_loss
 from .learnable import LearnableRelationLoss
-from .functional import cross_entropy, masked_row_softmax, mix, relation_targets, safe_log
+from .functional import cross_entropy, masked_row_softmax, mix, one_hot, relation_targets, safe_log
 
 
 @register_loss("lspp")
@@ -54,7 +54,7 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         """Per-sample loss; class ids take the fused paths (`_fused_lspp`), which read `logits` in their own dtype."""
-        if labels is not None:
+        if labels is not None and self.alpha > 0:  # α = 0 (one-hot target): the plain path below, exact at -inf logits
             if self.top_n is None:
                 return DenseLSPP.apply(logits, labels, self.logits, self.alpha, torch.is_grad_enabled())
             loss, wrong, score = SparseLSPP.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail,
@@ -62,6 +62,7 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
             self._confusions = (wrong, score) if self.training else None  # recorded by `update`
             return loss
         log_p = logits.float().log_softmax(dim=-1)
+        target = one_hot(labels, self.num_classes) if labels is not None else target
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         network_term = cross_entropy(t.detach(), log_p)
         matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))

@@ -9,7 +9,7 @@ from .registry import MethodCard, register_loss
 from .sparse.slots import check_top_n
 from .sparse.ols_table import SparseOLSMixin
 from .base import RelationLoss
-from .functional import cross_entropy, relation_targets
+from .functional import cross_entropy, mix, relation_targets
 
 EMPTY_ROW_POLICIES = ("uniform", "keep")
 
@@ -21,10 +21,10 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     `alpha` is the mass moved off the one-hot, as for every method (docs/methods.md): the target
     is (1-α)·e_y + α·S[y]. The paper's α weights the hard term instead: α_paper = 1 - alpha (both 0.5 by default).
 
-    During training, each correctly classified sample (its label's logit is the row maximum; with class ids,
-    ties count as correct) adds its detached probabilities to row `argmax t` of an accumulator A. `end_epoch()`
-    (or every `update_every` training batches) sums A across processes, normalises its rows into the new S and
-    zeroes A. S starts uniform, so the first period is label smoothing.
+    During training, each correctly classified sample (the logit of its class `argmax t` is the row maximum; ties
+    count as correct, for class ids and soft targets alike) adds its detached probabilities to row `argmax t` of an
+    accumulator A. `end_epoch()` (or every `update_every` training batches) sums A across processes, normalises its
+    rows into the new S and zeroes A. S starts uniform, so the first period is label smoothing.
 
     Args:
         num_classes: Number of classes K.
@@ -85,10 +85,8 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             loss, probs, correct = smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))
             self._seen = (probs, correct) if self.training else None
             return loss
-        log_p = logits.float().log_softmax(dim=-1)
-        hard = cross_entropy(target, log_p)
-        soft = cross_entropy(relation_targets(target, labels, self.relation_rows), log_p)
-        return (1.0 - self.alpha) * hard + self.alpha * soft
+        smooth = relation_targets(target, labels, self.relation_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
+        return cross_entropy(mix(target, smooth, self.alpha), logits.float().log_softmax(dim=-1))
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         seen, self._seen = self._seen, None
@@ -98,7 +96,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             classes, probs = labels.index_select(0, picked), probs.index_select(0, picked)
         else:
             classes = target.argmax(dim=-1) if labels is None else labels
-            correct = logits.argmax(dim=-1) == classes  # argmax of the logits = argmax of the probabilities
+            correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
             classes, probs = classes[correct], logits[correct].float().softmax(dim=-1)
         if self.top_n is None:
             self.accumulator.index_add_(0, classes, probs)

@@ -17,6 +17,16 @@ def _as_float(z: Tensor) -> Tensor:
     return z if z.dtype in (torch.float32, torch.float64) else z.float()
 
 
+def _smooth_dot(z: Tensor, rows: Tensor | None, a: float) -> Tensor:
+    """rows·z (Σ z for uniform rows), with no term where the target has no mass: a = 0, or rows_k = 0 (masked
+    classes with -inf logits give 0, not NaN)."""
+    if a == 0:
+        return z.new_zeros(z.shape[:1])
+    if rows is None:
+        return z.sum(dim=-1)
+    return torch.linalg.vecdot(rows.to(z.dtype), torch.where(rows == 0, 0.0, z))
+
+
 class _SmoothedCrossEntropy(torch.autograd.Function):
     """Few, large ops: at small K each op's fixed cost dominates (Python scalars would add tensor wrappers)."""
 
@@ -27,7 +37,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         top = z.amax(dim=-1)  # amax + amax(p) is several times faster than max() with indices on CPU
         p = torch.softmax(z, dim=-1)
         z_y = z.gather(1, col).squeeze(1)
-        smooth = z.sum(dim=-1) if rows is None else torch.linalg.vecdot(rows, z)
+        smooth = _smooth_dot(z, rows, a)
         # lse = top - log p_max (p at the arg-max is >= 1/K: never underflows); loss = lse - (1-a)·z_y - a·smooth
         loss = torch.sub(top, p.amax(dim=-1).log_()).sub_(z_y, alpha=1.0 - a).sub_(smooth, alpha=a / k if rows
                                                                                       is None else a)

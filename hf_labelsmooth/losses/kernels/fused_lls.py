@@ -21,7 +21,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 from .wrong_class import most_probable_wrong
 from ..functional import LOG_TINY, at, log_or_neg_inf
 
-LOG_DENORMAL = math.log(float(torch.finfo(torch.float32).smallest_normal) * 2.0 ** -23)  # smallest positive
+NORMAL = 1e-30  # q_y above this has full float32 precision: log q_y = log(q_y)
 
 
 def _keeps_graph() -> bool:
@@ -59,13 +59,24 @@ def _dense_rows(zf: Tensor, labels: Tensor, relation_logits: Tensor, alpha: floa
     else:
         w.zero_()
     torch.softmax(w, dim=-1, out=q)
+    log_q_y = _log_own(w, q, labels)
     torch.mul(p, w.sub_(zf), out=pw_rows)
     p_y, q_y, _, w_y = buf.gather(2, labels.view(1, -1, 1).expand(4, -1, -1)).view(4, -1).unbind(0)
     pw, qw = _row_sums(buf, w, q)
     a, one_minus_a, log_a = _dense_constants(alpha, zf.shape[1], zf.device)[:3]
-    lt1_y = q_y.log().clamp_min_(LOG_DENORMAL).add_(log_a)  # log(α q_y); exact unless q_y underflows to 0
+    lt1_y = log_q_y.add_(log_a)  # log(α q_y), exact
     delta = lt1_y - (lt1_y if alpha == 1 else torch.addcmul(one_minus_a, q_y, a).log())  # log(α q_y) - log t_y
     return buf, torch.stack([pw, qw, w_y, delta, p_y * delta, q_y * delta, p_y, p_y * delta.exp()])
+
+
+def _log_own(relation_rows: Tensor, q: Tensor, labels: Tensor) -> Tensor:
+    """log q_y from Q[y] [B, K] and q = softmax(Q[y]); exact also where q_y is below float32's normal range (Q[y, y]
+    ~70+ below its row max): there Q_yy - logsumexp(Q[y]). The CPU checks first (one host sync); other devices
+    always take the exact form."""
+    q_y = at(q, labels[:, None])
+    if q.device.type == "cpu" and bool((q_y >= NORMAL).all()):
+        return q_y.log()
+    return at(relation_rows, labels[:, None]) - relation_rows.amax(dim=-1) + q.amax(dim=-1).log()  # - lse(Q[y])
 
 
 def _row_sums(buf: Tensor, w: Tensor, q: Tensor) -> Tensor:
@@ -124,14 +135,19 @@ def _observe_lse(zf: Tensor, p: Tensor, labels: Tensor, observe: bool) -> tuple[
     return at(zf, top) - at(p, top).log(), wrong, score
 
 
+def _log_or_tiny(log_t: Tensor) -> Tensor:
+    """log t exact, also below float32's smallest normal (α·R underflowing); log(tiny) only where t = 0 exactly."""
+    return torch.where(torch.isneginf(log_t), LOG_TINY, log_t)
+
+
 def _sparse_targets(labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
                     alpha: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """At the slots and (last column) the label: t, log t (clamped at log tiny), log(α R) and the weight 1 of each
+    """At the slots and (last column) the label: t, log t (log tiny where t = 0), log(α R) and the weight 1 of each
     entry (the label column counts only when the label is in the tail; its α R part is the tail value c)."""
     own = slots == labels[:, None]
     lt1 = log_or_neg_inf(alpha) + torch.cat([log_r, log_r_tail[:, None]], dim=1)
     mix = torch.cat([own, torch.ones_like(own[:, :1])], dim=1)
-    lt = torch.where(mix, torch.logaddexp(lt1, lt1.new_tensor(log_or_neg_inf(1.0 - alpha))), lt1).clamp_min(LOG_TINY)
+    lt = _log_or_tiny(torch.where(mix, torch.logaddexp(lt1, lt1.new_tensor(log_or_neg_inf(1.0 - alpha))), lt1))
     weight = torch.cat([torch.ones_like(log_r), (~own.any(dim=-1, keepdim=True)).float()], dim=1)
     return lt1.exp() + (1.0 - alpha) * mix, lt, lt1, weight
 
@@ -154,7 +170,7 @@ class SparseHardLLS(torch.autograd.Function):
         lp, pe = z_e - lse[:, None], p.gather(1, cols)
         rows = zf.mul_(p) if zf is not logits else torch.mul(zf, p)  # p ⊙ z, then the gradient rows
         t, lt, lt1, wt = _sparse_targets(labels, slots, log_r, log_r_tail, alpha)
-        n_rest, c, lc = n_tail - wt[:, -1], lt1[:, -1].exp(), lt1[:, -1].clamp_min(LOG_TINY)  # tail: size, t, log t
+        n_rest, c, lc = n_tail - wt[:, -1], lt1[:, -1].exp(), _log_or_tiny(lt1[:, -1])  # tail: size, t, log t
         plp = rows.sum(dim=-1) - lse  # Σ p log p
         s_lp = sum_z - zf.shape[1] * lse - (wt * lp).sum(dim=-1)  # Σ over the tail of log p
         s_p, s_plp = 1.0 - (wt * pe).sum(dim=-1), plp - (wt * pe * lp).sum(dim=-1)
@@ -181,7 +197,7 @@ class SparseHardLLS(torch.autograd.Function):
             grad_z = rows.mul_(s) if not _keeps_graph() else rows * s
             grad_z = grad_z if ctx.z_dtype == torch.float32 else grad_z.to(ctx.z_dtype)
         if ctx.needs_input_grad[3] or ctx.needs_input_grad[4]:  # α R ⊙ dL/dt in the log domain; 0 for α = 0
-            c, lc = lt1[:, -1].exp(), lt1[:, -1].clamp_min(LOG_TINY)
+            c, lc = lt1[:, -1].exp(), _log_or_tiny(lt1[:, -1])
             g = (lt1.exp() * (lt + 1.0 - lp) - pe * (lt1 - lt).exp()) * s
             tail = torch.where(n_rest > 0, n_rest * c * (lc + 1.0) - c * s_lp - s_p, 0.0) * s[:, 0]
             grad_r, grad_tail = g[:, :-1], tail + wt[:, -1] * g[:, -1]

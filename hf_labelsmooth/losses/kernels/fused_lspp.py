@@ -37,7 +37,7 @@ def softmax_lse(z: Tensor, x: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tens
     """
     p = torch.softmax(z, dim=-1) if x is z else _softmax_(x)
     p_y, z_y = p.gather(1, col).squeeze(1), z.gather(1, col).squeeze(1).float()
-    if z.device.type == "cpu" and bool(p_y.amin() >= NORMAL):
+    if z.device.type == "cpu" and bool((p_y >= NORMAL).all()):  # all(), not amin(): an empty batch passes
         return p, z_y - p_y.log(), p_y, z_y
     return p, z.amax(dim=-1).float() - p.amax(dim=-1).log(), p_y, z_y
 
@@ -150,7 +150,7 @@ def _clamp_cut(lowest: Tensor | None, lse_c: Tensor, alpha: float, device: torch
     """Per-row C value below which log t is clamped, or None when no off-target entry can be clamped."""
     if lowest is None:
         return None
-    if device.type == "cpu" and float((lowest - lse_c).amin()) >= LOG_TINY - log_or_neg_inf(alpha):
+    if device.type == "cpu" and bool((lowest - lse_c >= LOG_TINY - log_or_neg_inf(alpha)).all()):
         return None
     return lse_c + (LOG_TINY - log_or_neg_inf(alpha))
 
