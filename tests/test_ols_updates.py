@@ -1,6 +1,7 @@
 """OLS statistics: accumulation of correct predictions, epoch swaps, update_every, eval mode, soft targets."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -104,3 +105,29 @@ def test_freeze_threshold_freezes_confident_rows() -> None:
     loss(torch.zeros(K, K).fill_diagonal_(1.0), y)
     loss.end_epoch()
     assert loss.frozen.all() and torch.equal(loss.relation_matrix(), frozen)
+
+
+@pytest.mark.parametrize("top_n", [None, K])
+@pytest.mark.parametrize("empty_row", ["uniform", "keep"])
+def test_frozen_row_keeps_its_value_unless_its_class_has_no_correct_sample(empty_row: str, top_n: int | None) -> None:
+    """As in the authors' code: a row with no correct sample in a period is reset ("uniform") before the freeze
+    test, which unfreezes it; a frozen row whose class is still classified correctly keeps its value."""
+    loss = hf_labelsmooth.create_loss("ols", num_classes=K, freeze_threshold=0.5, empty_row=empty_row, top_n=top_n)
+    y = torch.arange(K)
+    loss(F.one_hot(y, K) * 10.0, y)
+    loss.end_epoch()
+    frozen = loss.relation_matrix()
+    assert loss.frozen.all()
+    loss(torch.zeros(2, K).index_fill_(1, y[:1], 1.0), y[:2] * 0)  # only class 0 is seen, with a flatter row
+    loss.end_epoch()
+    after = loss.relation_matrix()
+    torch.testing.assert_close(after[0], frozen[0])
+    if empty_row == "uniform":
+        torch.testing.assert_close(after[1:], torch.full((K - 1, K), 1.0 / K))
+        assert loss.frozen.tolist() == [True] + [False] * (K - 1)
+        loss(torch.zeros(1, K).index_fill_(1, y[1:2], 1.0), y[1:2])  # unfrozen: row 1 learns again
+        loss.end_epoch()
+        torch.testing.assert_close(loss.relation_matrix()[1], torch.zeros(K).index_fill_(0, y[1:2], 1.0).softmax(-1))
+    else:
+        torch.testing.assert_close(after, frozen)
+        assert loss.frozen.all()

@@ -32,7 +32,10 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         update_every: Swap every N training batches instead of at `end_epoch()` (paper Fig. 5b).
         empty_row: Row of a class with no correct sample in the period: ``"uniform"`` (authors' code,
             docs/methods.md) or ``"keep"`` (the previous row).
-        freeze_threshold: Freeze a row once its maximum reaches this value (authors' fine-grained code: 0.88).
+        freeze_threshold: Freeze a row once its maximum reaches this value (authors' fine-grained code: 0.88): a
+            frozen row keeps its value at later swaps, by design. As in the authors' code, a class with no correct
+            sample in a period is first reset per `empty_row`; with ``"uniform"`` that also unfreezes it (its
+            maximum drops to 1/K), so a row stays frozen only while its class keeps being classified correctly.
         top_n: Keep only N classes per row of S and of A (memory O(K·N) instead of O(K²); see `_sparse_ols`).
             ``None`` (default) is the dense K×K matrix.
         buffer_factor: Sparse accumulator width, in multiples of `top_n` (more = closer to the dense top-N).
@@ -123,10 +126,10 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             return
         rows = self.accumulator / self.accumulator.sum(dim=-1, keepdim=True).clamp_min(1e-12)
         fallback = torch.full_like(rows, 1.0 / self.num_classes) if self.empty_row == "uniform" else self.matrix
-        new = torch.where(seen[:, None], rows, fallback)
-        new = torch.where(self.frozen[:, None], self.matrix, new)
+        new = torch.where(seen[:, None], rows, fallback)  # an empty row is reset before the freeze test
+        new = torch.where((self.frozen & seen)[:, None], self.matrix, new)
         if self.freeze_threshold is not None:
-            self.frozen |= new.max(dim=-1).values >= self.freeze_threshold
+            self.frozen.copy_(new.max(dim=-1).values >= self.freeze_threshold)
         self.matrix.copy_(new)
         self.accumulator.zero_()
         self.counts.zero_()

@@ -63,8 +63,8 @@ class SparseOLSMixin:
         index = self.acc_index.gather(1, order).masked_fill(top < 0, -1)
         values = (top.clamp_min(0) / total.clamp_min(1e-12)[:, None]).masked_fill(index < 0, 0.0)
         tail = (1.0 - values.sum(dim=-1)).clamp_min(0)
-        if self.empty_row == "uniform":
-            keep = self.frozen
+        if self.empty_row == "uniform":  # an empty row is reset before the freeze test (authors' code)
+            keep = self.frozen & seen
             index, values = index.masked_fill(~seen[:, None], -1), values.masked_fill(~seen[:, None], 0.0)
             tail = torch.where(seen, tail, torch.ones_like(tail))
         else:
@@ -73,7 +73,7 @@ class SparseOLSMixin:
         values = torch.where(keep[:, None], self.matrix_values, values)
         tail = torch.where(keep, self.matrix_tail, tail)
         if self.freeze_threshold is not None:
-            self.frozen |= values.max(dim=-1).values >= self.freeze_threshold
+            self.frozen.copy_(values.max(dim=-1).values >= self.freeze_threshold)
         self.matrix_index.copy_(index)
         self.matrix_values.copy_(values)
         self.matrix_tail.copy_(tail)
