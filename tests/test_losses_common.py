@@ -89,3 +89,25 @@ def test_ols_state_dict_holds_matrix_accumulator_counts_steps() -> None:
 def test_learnable_losses_declare_their_optimizer_need(name: str) -> None:
     loss = make_loss(name, K)
     assert loss.requires_optimizer == any(p.requires_grad for p in loss.parameters())
+
+
+@pytest.mark.parametrize("name", hf_labelsmooth.list_losses())
+def test_registry_survives_reloading_a_loss_module(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """importlib.reload (notebook autoreload) re-registers the same class: the new one replaces the old entry."""
+    import importlib
+    import sys
+
+    from hf_labelsmooth.losses import registry
+
+    old = hf_labelsmooth.get_loss_class(name)
+    module = sys.modules[old.__module__]
+    names = hf_labelsmooth.list_losses()
+    monkeypatch.setattr(registry, "_LOSSES", dict(registry._LOSSES))  # both restored after the test
+    monkeypatch.setattr(module, old.__name__, old)
+    importlib.reload(module)
+    new = hf_labelsmooth.get_loss_class(name)
+    assert new is not old and new is getattr(module, old.__name__) and hf_labelsmooth.list_losses() == names
+    assert type(make_loss(name, K)) is new
+    impostor = type(old.__name__, (old,), {"__module__": "elsewhere"})
+    with pytest.raises(ValueError, match=f"Expected a new loss name but got '{name}'"):
+        registry.register_loss(name)(impostor)
