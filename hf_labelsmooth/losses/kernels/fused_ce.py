@@ -19,12 +19,14 @@ def _as_float(z: Tensor) -> Tensor:
 
 def _smooth_dot(z: Tensor, rows: Tensor | None, a: float) -> Tensor:
     """rows·z (Σ z for uniform rows), with no term where the target has no mass: a = 0, or rows_k = 0 (masked
-    classes with -inf logits give 0, not NaN)."""
+    classes with -inf logits give 0, not NaN). NaN logits still give a NaN loss (through the row maximum); on the
+    CPU the product + nansum is no slower than vecdot (a `torch.where` mask before vecdot doubled the kernel's time).
+    """
     if a == 0:
         return z.new_zeros(z.shape[:1])
     if rows is None:
         return z.sum(dim=-1)
-    return torch.linalg.vecdot(rows.to(z.dtype), torch.where(rows == 0, 0.0, z))
+    return torch.nansum(rows.to(z.dtype) * z, dim=-1)  # the NaN terms are 0·(-inf): massless classes
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):
