@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .kernels.fused_lls import DenseHardLLS, SparseHardLLS
+from .kernels.fused_lls import NORMAL, DenseHardLLS, SparseHardLLS
 from .registry import MethodCard, register_loss
 from .learnable import LearnableRelationLoss
-from .functional import LOG_TINY, kl_divergence, mix, one_hot, relation_targets
+from .functional import LOG_TINY, kl_divergence, mix, one_hot, relation_targets, safe_log
 
 
 @register_loss("lls")
@@ -65,7 +65,12 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
         return (kl_divergence(t, log_t, log_p) + kl_divergence(log_p.exp(), log_p, log_t)) / 2
 
     def _targets(self, target: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(t, log t) in float32, built in float64 so that log t stays exact where α·R is below float32's range."""
+        """(t, log t) in float32; log t stays exact where α·R is below float32's normal range: such targets are built
+        in float64 (checked on the CPU, one host sync; always on other devices). log t = log(tiny) where t = 0."""
+        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
+        if self.alpha == 0 or (t.device.type == "cpu" and bool((t.amin(dim=-1) >= NORMAL).all())):
+            return t, safe_log(t)
+
         def rows(classes: Tensor) -> Tensor:
             if self.top_n is not None:
                 return self._sparse_log_rows(classes).double().exp()

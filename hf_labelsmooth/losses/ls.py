@@ -25,11 +25,10 @@ class LabelSmoothing(RelationLoss):
     def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
         if labels is not None and (logits.dtype != torch.float32 or logits.shape[-1] >= FUSED_FROM_K):
             return smoothed_cross_entropy(logits, labels, self.alpha)[0]  # one exp pass, no float32 copy of bf16
-        if labels is not None:
-            return F.cross_entropy(logits.float(), labels, label_smoothing=self.alpha, reduction="none")
-        # soft targets: torch's formula, written so that classes without target mass may have -inf logits
-        return cross_entropy(target * (1.0 - self.alpha) + self.alpha / self.num_classes,
-                             logits.float().log_softmax(dim=-1))
+        if labels is not None or self.alpha > 0:  # α > 0: every class has target mass, so -inf logits give inf
+            return F.cross_entropy(logits.float(), labels if labels is not None else target, label_smoothing=self.alpha,
+                                   reduction="none")
+        return cross_entropy(target, logits.float().log_softmax(dim=-1))  # α = 0: masked classes may have -inf logits
 
     def relation_matrix(self) -> Tensor:
         return torch.full((self.num_classes, self.num_classes), 1.0 / self.num_classes)

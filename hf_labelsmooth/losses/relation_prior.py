@@ -6,6 +6,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from .kernels.fused_ce import smoothed_cross_entropy
 from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy, mix, relation_targets, topk_rows
@@ -49,6 +50,7 @@ class RelationPrior(RelationLoss):
 
     default_alpha = 0.1
     requires_matrix = True
+    dense_hard_targets = False
 
     def __init__(self, num_classes: int, alpha: float | None = None, matrix: Any = None,
                  label_names: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -79,7 +81,9 @@ class RelationPrior(RelationLoss):
             return topk_rows(self.top_indices, self.top_values, classes, self.include_self)
         return self.matrix[classes]
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
+        if labels is not None:  # fused: t = (1-α)·e_y + α·M[y] never built, one softmax (as OLS)
+            return smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))[0]
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         return cross_entropy(t, logits.log_softmax(dim=-1))
 
