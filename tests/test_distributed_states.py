@@ -1,5 +1,8 @@
 """N processes = 1 process, for every registered loss (dense and ``top_n``, hard and Mixup targets).
 
+The multi-process tests are marked slow (CONTRIBUTING: multi-process tests are; CI runs them); the single-process
+reference checks are not.
+
 One spawn of 2 and one of 3 gloo workers runs every case of `loss_cases` twice: straight through, and resumed from a
 checkpoint written mid-period (consolidated on rank 0, loaded on every rank). Each must give the single-process
 global batch's per-batch losses, final relation matrix, parameters and buffers, on every rank alike.
@@ -113,6 +116,7 @@ def test_reference_learned_something(case: LossCase, single: dict) -> None:
     _assert_same(single[(case.id, "resumed")], reference, "1 process resumed")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("case", loss_cases(), ids=lambda c: c.id)
@@ -125,22 +129,25 @@ def test_n_processes_equal_one(case: LossCase, world: int, mode: str, ranks: dic
             assert torch.equal(value, results[0][key]), f"rank {rank} differs from rank 0 in {key}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("case", [c for c in loss_cases() if narrow_tables(c)], ids=lambda c: c.id)
 def test_lossy_table_merges_give_every_rank_the_same_state(case: LossCase, world: int, ranks: dict) -> None:
-    """Tables too narrow for every class (a sketch: 1 and N processes may differ) still merge into one state that
-    does not depend on the rank (it did for sparse OLS with 3 processes), through a mid-period checkpoint."""
+    """Tables too narrow for every class (a sketch: 1 and N processes may differ) still end in one state on every
+    rank, through a mid-period checkpoint."""
     results = [rank_results[(case.id, "narrow")] for rank_results in ranks[world]]
     for rank, result in enumerate(results[1:], start=1):
         for key, value in result.items():
             assert torch.equal(value, results[0][key]), f"rank {rank} differs from rank 0 in {key}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("case", [c for c in loss_cases() if narrow_tables(c)], ids=lambda c: c.id)
 def test_sync_merges_the_tables_of_all_processes(case: LossCase, world: int, ranks: dict) -> None:
     """`sync_states` gives every rank the one-pass merge of all ranks' tables (checked against brute force in
-    test_sparse.py), whatever the rank: no merge order, no trimming between merges."""
+    test_sparse.py), whatever the rank: no merge order, no trimming between merges (the former pairwise merge of
+    sparse OLS failed this with 3 processes)."""
     loss = make_case_loss(case, **narrow_tables(case))
     per_rank = [_fill_tables(loss, rank) for rank in range(world)]
     specs = [spec for spec in loss.state_specs if spec.reduction is merge_top_tables]

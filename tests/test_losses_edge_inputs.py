@@ -183,7 +183,8 @@ def test_underflowing_relation_logits_agree_across_paths(name: str) -> None:
 
 def test_lls_underflowing_relation_entries_are_exact_and_get_gradients() -> None:
     """LLS log t is exact (log α + log R): the loss and the gradient of the entries far below float32's range match
-    the float64 formula of SPEC.md (with a clamp at log(tiny) they got no gradient and the loss moved by ~2)."""
+    the float64 formula of docs/methods.md (a clamp at log(tiny) gave them no gradient and moved the loss by up to 8
+    here)."""
     (value, grad), *_ = _underflowing_paths("lls")
     q, labels, logits = _underflow_inputs()
     q = q.double().requires_grad_(True)

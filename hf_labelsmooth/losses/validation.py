@@ -74,7 +74,7 @@ def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) 
     t = target.detach().float()
     atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
     sums = t.sum(-1)
-    if not bool((t.amin(dim=-1) >= 0).all() & torch.isfinite(sums).all() & ((sums - 1).abs() <= atol).all()):  # one sync
+    if not bool((t.amin(dim=-1) >= 0).all() & torch.isfinite(sums).all() & ((sums - 1).abs() <= atol).all()):  # 1 sync
         bad = ((sums - 1).abs() > atol).nonzero().flatten()[:8].tolist()
         raise ValueError(
             f"Expected soft targets with non-negative rows summing to 1 but got row sums "
