@@ -172,7 +172,8 @@ def test_two_processes_equal_one(script, data, out, tmp_path) -> None:
     for loss, extra in configs.items():
         argv += ["--next"] * bool(argv) + common + ["--data-dir", str(data[0]), "--output", str(out), "-b", "16",
                                                     "--experiment", f"ddp2-{loss}", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     worker = Path(__file__).parent / "timm_ddp_worker.py"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
            str(_free_port()), str(worker), str(tmp_path), *argv]
