@@ -1,6 +1,7 @@
 """ClassRelationMatrix: round trips, model card contents, validation on load, atomic saves, subset, top related."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -96,6 +97,16 @@ def saved(tmp_path, **kwargs):
     return tmp_path
 
 
+def rewrite(folder, tensors=None, **config_changes):
+    """Replace the tensors and/or config fields as a deliberate editor would, keeping the recorded sha256 right."""
+    if tensors is not None:
+        rio.write_tensors(folder / "relation_matrix.safetensors", tensors, {})
+    config = json.loads((folder / "config.json").read_text())
+    digest = hashlib.sha256((folder / "relation_matrix.safetensors").read_bytes()).hexdigest()
+    config.update(config_changes, sha256={"relation_matrix.safetensors": digest})
+    (folder / "config.json").write_text(json.dumps(config))
+
+
 def test_truncated_or_corrupt_files_give_clear_errors(tmp_path):
     path = saved(tmp_path) / "relation_matrix.safetensors"
     data = path.read_bytes()
@@ -113,16 +124,15 @@ def test_truncated_or_corrupt_files_give_clear_errors(tmp_path):
 
 def test_tampered_contents_fail_validation(tmp_path):
     saved(tmp_path)
-    rio.write_tensors(tmp_path / "relation_matrix.safetensors", {"relation_matrix": HAND * 2}, {})
+    rewrite(tmp_path, {"relation_matrix": HAND * 2})
     with pytest.raises(ValueError, match="sum to 1"):
         ClassRelationMatrix.from_pretrained(tmp_path)
-    rio.write_tensors(tmp_path / "relation_matrix.safetensors", {"relation_matrix": HAND}, {})
-    config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "num_classes": 5}))
-    with pytest.raises(ValueError, match="Expected 5 classes"):
+    rewrite(tmp_path, {"relation_matrix": HAND})
+    rewrite(tmp_path, num_classes=5, label_names=NAMES + ["bus"])
+    with pytest.raises(ValueError, match=r"Expected tensor 'relation_matrix' of shape \[5, 5\].* but got \[4, 4\]"):
         ClassRelationMatrix.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({**config, "label_names": NAMES[:3]}))
-    with pytest.raises(ValueError, match="label names"):
+    rewrite(tmp_path, num_classes=4, label_names=NAMES[:3])
+    with pytest.raises(ValueError, match="Expected 4 label names"):
         ClassRelationMatrix.from_pretrained(tmp_path)
 
 
@@ -130,7 +140,7 @@ def test_inconsistent_logits_rejected(tmp_path):
     loss = random_lls()
     ClassRelationMatrix.from_loss(loss, NAMES).save_pretrained(tmp_path, card=False)
     tensors = rio.read_tensors(tmp_path / "relation_matrix.safetensors")
-    rio.write_tensors(tmp_path / "relation_matrix.safetensors", {**tensors, "logits": torch.zeros(4, 4)}, {})
+    rewrite(tmp_path, {**tensors, "logits": torch.zeros(4, 4)})
     with pytest.raises(ValueError, match="reproduce the relation matrix"):
         ClassRelationMatrix.from_pretrained(tmp_path)
 
@@ -140,14 +150,17 @@ def test_load_reads_only_safetensors_and_json(tmp_path, monkeypatch):
     (tmp_path / "README.md").write_bytes(b"\xff\x00 not a card")
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04 pickle")
     opened = []
-    real_open = open
 
-    def spy(file, *args, **kwargs):
-        opened.append(os.path.basename(os.fspath(file)))
-        return real_open(file, *args, **kwargs)
+    def spying(real):
+        def spy(file, *args, **kwargs):
+            if not isinstance(file, int):  # os.fdopen wraps an already opened descriptor
+                opened.append(os.path.basename(os.fspath(file)))
+            return real(file, *args, **kwargs)
+        return spy
 
-    monkeypatch.setattr("builtins.open", spy)
-    monkeypatch.setattr("io.open", spy)  # pathlib opens through io.open
+    monkeypatch.setattr("builtins.open", spying(open))
+    monkeypatch.setattr("io.open", spying(open))  # pathlib opens through io.open
+    monkeypatch.setattr("os.open", spying(os.open))  # the loader opens with O_NONBLOCK to check the file type
     back = ClassRelationMatrix.from_pretrained(tmp_path)
     assert torch.equal(back.matrix, HAND)
     assert set(opened) == {"config.json", "relation_matrix.safetensors"}
@@ -232,7 +245,6 @@ def test_trainer_output_dir_resolves_to_artifact_subfolder(tmp_path):
     assert ClassRelationMatrix.from_pretrained(tmp_path).label_names == NAMES
     assert ClassRelationMatrix.from_pretrained(tmp_path.parent, subfolder=tmp_path.name).method == "lls"
     (tmp_path / "relation_matrix" / "config.json").rename(tmp_path / "relation_matrix" / "other.json")
-    rio.write_tensors(tmp_path / "relation_matrix.safetensors", {"relation_matrix": HAND}, {})
     with pytest.raises(ValueError, match="a model's config"):
         ClassRelationMatrix.from_pretrained(tmp_path)
 

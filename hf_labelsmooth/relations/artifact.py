@@ -1,8 +1,10 @@
 """`RelationArtifact`: what a dense matrix and a top-N table share — metadata, config.json, files, Hub, card.
 
 The names and arguments follow huggingface_hub's `ModelHubMixin` (`save_pretrained`, `from_pretrained`,
-`push_to_hub`, `generate_model_card`). Loading reads only safetensors and JSON; `RelationArtifact.from_pretrained`
-returns whichever kind the folder or repo holds.
+`push_to_hub`, `generate_model_card`). Loading reads only safetensors and JSON, as untrusted input (file types and
+sizes, the config schema and the tensor header are checked before any data is read);
+`RelationArtifact.from_pretrained` returns whichever kind the folder or repo holds. A save is one unit
+(`commit.save_folder`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, ClassVar, Sequence
 
 from torch import Tensor
 
-from . import checks, io
+from . import checks, commit, io, schema
 
 FIELDS = ("method", "alpha", "source_model", "dataset", "epochs")
 
@@ -36,6 +38,7 @@ class RelationArtifact(abc.ABC):
 
     tensor_file: ClassVar[str] = ""
     kind: ClassVar[str] = ""
+    config_rules: ClassVar[dict[str, schema.Rule]] = {}  # config.json fields of this kind (beyond schema.COMMON)
     _kinds: ClassVar[dict[str, type["RelationArtifact"]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -84,12 +87,21 @@ class RelationArtifact(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
+    def expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+        """(required, optional) tensor shapes that a validated config justifies, by tensor name."""
+
+    @classmethod
+    @abc.abstractmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "RelationArtifact":
         """Build from a validated config and the tensors read from `path`."""
 
     def save_pretrained(self, save_directory: str | os.PathLike, *, card: bool = True,
                         repo_id: str | None = None) -> Path:
-        """Write the safetensors + config.json (+ README.md model card and heatmap PNG), each file atomically.
+        """Write the safetensors + config.json (+ README.md model card and heatmap PNG) as one unit.
+
+        Everything is rendered in memory first; then config.json, written after the tensors and recording their
+        sha256, commits the save (`commit.save_folder`): a crash leaves the previous save or the new one, and the
+        temporary files of crashed saves are removed by the next save.
 
         Args:
             save_directory: Target directory (created if needed; other files in it are left alone).
@@ -99,14 +111,13 @@ class RelationArtifact(abc.ABC):
         Returns:
             The directory path.
         """
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        io.write_tensors(directory / self.tensor_file, self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
-        io.write_json(directory / io.CONFIG_FILE, self.to_config())
-        if card:
-            from .card import write_card
+        from .card import card_files
 
-            write_card(self, directory, repo_id=repo_id)
+        directory = Path(save_directory)
+        tensors = io.tensor_bytes(self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
+        files = card_files(self, repo_id=repo_id) if card else {}
+        directory.mkdir(parents=True, exist_ok=True)
+        commit.save_folder(directory, self.tensor_file, tensors, self.to_config(), files)
         return directory
 
     @classmethod
@@ -120,21 +131,31 @@ class RelationArtifact(abc.ABC):
         `subfolder` selects a folder inside the directory or repository. Called on `RelationArtifact`, returns
         whichever kind is stored; called on a subclass, refuses the other kind with the fix.
 
+        The folder is untrusted input: non-regular files (devices, FIFOs), oversized files, a malformed config and
+        tensors the config does not justify are refused before their data is read.
+
         Raises:
             FileNotFoundError: Missing directory or files.
-            ValueError: Corrupt/truncated files, or contents failing validation (shape, values, label names).
+            ValueError: Corrupt/truncated files, a config field of the wrong type, tensors of another save than
+                config.json, or contents failing validation (shape, values, label names).
         """
         hub = {"revision": revision, "cache_dir": cache_dir, "force_download": force_download,
                "local_files_only": local_files_only, "token": token, "subfolder": subfolder}
         folder = io.resolve_folder(pretrained_model_name_or_path, **hub)
         config_path = folder.fetch(io.CONFIG_FILE)
         config = io.read_config(config_path)
-        kind = RelationArtifact._kinds.get(config.get("artifact") or "matrix")
+        artifact = config.get("artifact") or "matrix"
+        kind = RelationArtifact._kinds.get(artifact) if isinstance(artifact, str) else None
         if kind is None or (cls is not RelationArtifact and kind is not cls):
-            raise ValueError(f"Expected a {cls.kind or 'relation'} artifact but got {config.get('artifact')!r} in "
-                             f"{config_path}. Load it with hf_labelsmooth.relations.load_relations(...).")
-        tensor_path = folder.fetch(kind.tensor_file)
-        return kind.from_files(config, io.read_tensors(tensor_path), tensor_path)
+            raise ValueError(f"Expected a {cls.kind or 'relation'} artifact but got {config.get('artifact')!r:.80} "
+                             f"in {config_path}. Load it with hf_labelsmooth.relations.load_relations(...).")
+        schema.check_config(config, kind.config_rules, config_path)
+
+        def check(specs: io.TensorSpecs) -> None:
+            schema.check_tensor_specs(specs, *kind.expected_tensors(config), config_path.parent / kind.tensor_file)
+
+        tensors, tensor_path = commit.read_committed(folder, kind.tensor_file, config, check)
+        return kind.from_files(config, tensors, tensor_path)
 
     def push_to_hub(self, repo_id: str, *, commit_message: str = "Upload class relations",
                     private: bool | None = None, token: str | None = None, branch: str | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..losses.registry import MethodCard, get_loss_class, is_loss
-from .io import CARD_FILE, PNG_FILE, atomic_write_bytes
+from .io import CARD_FILE, PNG_FILE
 
 if TYPE_CHECKING:
     from .artifact import RelationArtifact
@@ -17,6 +17,12 @@ logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
 MAX_TABLE_ROWS = 100
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~])")
+
+
+def literal(text: Any) -> str:
+    """`text` as literal Markdown: special characters backslash-escaped (``|`` keeps tables whole, ``$`` no math)."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def method_card(method: str | None) -> MethodCard | None:
@@ -41,13 +47,16 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     tags = ["hf_labelsmooth", "label-smoothing", "class-relation-matrix"] + ([matrix.method] if matrix.method else [])
     hub_dataset = matrix.dataset if matrix.dataset and HUB_ID.fullmatch(matrix.dataset) else None  # not local paths
     card_data = ModelCardData(library_name="hf_labelsmooth", tags=tags, datasets=[hub_dataset] if hub_dataset else None)
-    rows = list(zip(matrix.label_names, matrix.top_related(top_k)))
+    rows = [(literal(name), [(literal(other), p) for other, p in related])
+            for name, related in zip(matrix.label_names, matrix.top_related(top_k))]
     return ModelCard.from_template(
         card_data, template_path=str(template_path or TEMPLATE_PATH),
         method=matrix.method, method_title=info.title if info else (matrix.method or ""),
         method_description=info.description if info else f"Relation matrix produced by the `{matrix.method}` loss.",
-        alpha=matrix.alpha, source_model=matrix.source_model, dataset=matrix.dataset, epochs=matrix.epochs,
-        num_classes=matrix.num_classes, logits_kind=getattr(matrix, "logits_kind", None), extra=matrix.extra,
+        alpha=matrix.alpha, source_model=matrix.source_model and literal(matrix.source_model),
+        dataset=matrix.dataset and literal(matrix.dataset), epochs=matrix.epochs, num_classes=matrix.num_classes,
+        logits_kind=getattr(matrix, "logits_kind", None),
+        extra={literal(k): literal(v) for k, v in matrix.extra.items()},
         image_file=image_file, top_k=min(top_k, matrix.num_classes - 1), top_rows=rows[:MAX_TABLE_ROWS],
         truncated=len(rows) > MAX_TABLE_ROWS, repo_hint=repo_id or "<user>/<repo>",
         citation=info.bibtex if info else None, top_n=getattr(matrix, "top_n", None),
@@ -55,14 +64,15 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     )
 
 
-def write_card(matrix: "RelationArtifact", directory: str | os.PathLike, repo_id: str | None = None) -> None:
-    """Write `relation_matrix.png` (heatmap, dense matrices only) and `README.md` (card), each atomically."""
-    directory = Path(directory)
+def card_files(matrix: "RelationArtifact", repo_id: str | None = None) -> dict[str, bytes]:
+    """``relation_matrix.png`` (heatmap, dense matrices only) and ``README.md`` (card), rendered in memory."""
+    from .plot import figure_bytes
+
     try:
-        figure = matrix.plot(directory / PNG_FILE)
+        figure = matrix.plot()
     except ImportError:  # matplotlib is the optional `plot` extra: the card goes without its heatmap
-        logger.warning("matplotlib is not installed: %s has no heatmap (pip install 'hf_labelsmooth[plot]').",
-                       directory)
+        logger.warning("matplotlib is not installed: the card has no heatmap (pip install 'hf_labelsmooth[plot]').")
         figure = None
     card = render_card(matrix, image_file=PNG_FILE if figure is not None else None, repo_id=repo_id)
-    atomic_write_bytes(directory / CARD_FILE, str(card).encode("utf-8"))
+    files = {PNG_FILE: figure_bytes(figure)} if figure is not None else {}
+    return {**files, CARD_FILE: str(card).encode("utf-8")}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from typing import Any, Sequence
 
 import torch
@@ -49,7 +50,7 @@ def check_label_names(label_names: Any, num_classes: int) -> list[str]:
     if len(names) != num_classes or not all(isinstance(n, str) for n in names):
         raise ValueError(f"Expected {num_classes} label names (strings), one per row, but got {len(names)}: "
                          f"{names[:8]}.")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)  # O(K): K may be large
     if duplicates:
         raise ValueError(f"Expected unique label names but got duplicates {duplicates[:8]}.")
     return names
@@ -59,9 +60,12 @@ def check_logits(logits: Tensor, matrix: Tensor, kind: str | None) -> Tensor:
     """Check stored relation logits (K×K, finite) and that their row softmax reproduces `matrix`."""
     if kind not in LOGITS_KINDS:
         raise ValueError(f"Expected `logits_kind` in {LOGITS_KINDS} when logits are stored but got {kind!r}.")
-    if not isinstance(logits, Tensor) or logits.shape != matrix.shape or not bool(torch.isfinite(logits).all()):
-        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-        raise ValueError(f"Expected finite relation logits of shape {tuple(matrix.shape)} but got {shape}.")
+    if not isinstance(logits, Tensor) or logits.shape != matrix.shape or not torch.is_floating_point(logits):
+        got = f"{tuple(logits.shape)} ({logits.dtype})" if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"Expected floating-point relation logits of shape {tuple(matrix.shape)} but got {got}.")
+    if not bool(torch.isfinite(logits).all()):
+        rows = (~torch.isfinite(logits)).any(-1).nonzero().flatten()[:8].tolist()
+        raise ValueError(f"Expected finite relation logits but got NaN/inf in rows {rows}; re-save them from the loss.")
     logits = logits.detach().to("cpu", torch.float32).clone()
     if not torch.allclose(softmax_logits(logits, kind), matrix, atol=ROW_SUM_ATOL, rtol=0):
         raise ValueError("Expected the stored logits to reproduce the relation matrix by row softmax but got a "

@@ -1,42 +1,55 @@
-"""File I/O of class-relation artifacts: safetensors + JSON only, one atomic writer, local or Hub folders."""
+"""File I/O of class-relation artifacts: safetensors + JSON only, read as untrusted, one atomic writer, Hub folders.
+
+Every read checks the file type and size first (`files.open_regular`); a safetensors file's header is read and
+checked against the config before its data, so no file makes the loader read more than the header justifies.
+"""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from torch import Tensor
+
+from .files import directory_lock, open_regular, read_exactly, remove_stale, write_file
+from .header import MAX_HEADER_BYTES, TensorSpecs, corrupt, parse_header
 
 MATRIX_FILE = "relation_matrix.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 PNG_FILE = "relation_matrix.png"
 TOPK_FILE = "relation_topk.safetensors"
+TENSOR_FILES = (MATRIX_FILE, TOPK_FILE)
 ARTIFACT_DIR = "relation_matrix"  # subfolder beside a saved model
 FORMAT_VERSION = 1
+MAX_JSON_BYTES = 256 << 20  # a config.json with a million long label names stays far below
+HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then `os.replace` it into place (mode 0666 less the umask)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through a fsynced temporary file and `os.replace`, under the folder's lock.
+
+    Temporary files of earlier writers of the same name that were killed are removed first.
+    """
+    path = Path(path)
+    with directory_lock(path.parent):
+        remove_stale(path.parent, [path.name])
+        write_file(path, data)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def tensor_bytes(tensors: dict[str, Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors serialisation of `tensors` (made contiguous)."""
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
 
 
 @contextlib.contextmanager
@@ -59,44 +72,65 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
 
 def write_tensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
     """Serialise tensors with safetensors (atomically)."""
-    from safetensors.torch import save
+    atomic_write_bytes(path, tensor_bytes(tensors, metadata))
 
-    atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+def json_bytes(data: dict[str, Any]) -> bytes:
+    """Pretty UTF-8 JSON with a final newline."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write pretty JSON atomically."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, json_bytes(data))
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """Read a JSON object, with an error that names the file and the fix when it is missing or corrupt."""
+def read_json(path: Path, what: str = CONFIG_FILE) -> dict[str, Any]:
+    """Read a JSON object (a regular file of at most `MAX_JSON_BYTES`), with errors that name the file and the fix."""
+    with open_regular(path, MAX_JSON_BYTES, what) as (handle, size):
+        raw = read_exactly(handle, size, path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Expected {CONFIG_FILE} at {path} but got no such file. Save with "
-                                "ClassRelationMatrix.save_pretrained(dir).") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"Expected valid JSON in {path} but got a corrupt file ({err}). Re-save or re-download "
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise ValueError(f"Expected valid JSON in {path} but got a corrupt file ({reason}). Re-save or re-download "
                          "it (from_pretrained(..., force_download=True)).") from None
     if not isinstance(data, dict):
         raise ValueError(f"Expected a JSON object in {path} but got {type(data).__name__}.")
     return data
 
 
-def read_tensors(path: Path) -> dict[str, Tensor]:
-    """Read every tensor of a safetensors file; a missing, truncated or corrupt file gives a clear error."""
+def read_tensor_file(path: Path, check: Callable[[TensorSpecs], None] | None = None) -> tuple[dict[str, Tensor], str]:
+    """Tensors of a safetensors file and the file's sha256, reading its header first.
+
+    The header's tensors go to `check` (expected names and shapes) before any data is read, and the file size
+    must be exactly what the header declares.
+    """
     from safetensors.torch import load
 
+    with open_regular(path, sys.maxsize, Path(path).name) as (handle, size):
+        if size < 8:
+            raise corrupt(path, f"{size} bytes")
+        head = read_exactly(handle, 8, path)
+        length = int.from_bytes(head, "little")
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            raise corrupt(path, f"header of {length} bytes in a file of {size}")
+        header = read_exactly(handle, length, path)
+        specs, end = parse_header(header, path)
+        if check is not None:
+            check(specs)
+        if size != 8 + length + end:
+            raise corrupt(path, f"{size} bytes where the header declares {8 + length + end}")
+        data = head + header + read_exactly(handle, end, path)
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Expected {MATRIX_FILE} at {path} but got no such file.") from None
-    try:
-        return load(data)
-    except Exception as err:  # safetensors raises SafetensorError (and others) on truncated/corrupt headers
-        raise ValueError(f"Expected a valid safetensors file at {path} but got a corrupt or truncated file ({err}). "
-                         "Re-save or re-download it (from_pretrained(..., force_download=True)).") from None
+        return load(data), hashlib.sha256(data).hexdigest()
+    except Exception as err:  # safetensors raises SafetensorError (and others) on inconsistent headers
+        raise corrupt(path, str(err)) from None
+
+
+def read_tensors(path: Path) -> dict[str, Tensor]:
+    """Read every tensor of a safetensors file; a missing, truncated or corrupt file gives a clear error."""
+    return read_tensor_file(path)[0]
 
 
 def is_own_config(path: Path) -> bool:
@@ -126,8 +160,12 @@ def resolve_folder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> Folder
     """The folder holding an artifact: a local directory, or a Hub repo (files fetched only when read).
 
     A model directory written by an integration (its own config.json, the artifact in ``relation_matrix/``)
-    resolves to that subfolder.
+    resolves to that subfolder. A name that is neither a local directory nor of the form ``user/name`` is
+    refused at once (no Hub request).
     """
+    text = str(path_or_repo)
+    if not text.strip():
+        raise ValueError("Expected a directory saved by save_pretrained or a Hub repo id but got an empty string.")
     local = Path(path_or_repo)
     if local.is_dir():
         local = local / (hub_kwargs.get("subfolder") or "")
@@ -135,12 +173,12 @@ def resolve_folder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> Folder
         if (nested / CONFIG_FILE).is_file() and not is_own_config(local / CONFIG_FILE):
             local = nested
         return Folder(local)
-    text = str(path_or_repo)
-    if isinstance(path_or_repo, os.PathLike) or local.exists() or text.startswith((".", "/", "~")) or \
-            text.count("/") > 1 or "\\" in text:
-        raise FileNotFoundError(f"Expected a directory saved by save_pretrained or a Hub repo id but got "
-                                f"{str(path_or_repo)!r}, which is not a directory.")
-    return Folder(None, str(path_or_repo), **hub_kwargs)
+    if isinstance(path_or_repo, os.PathLike) or local.exists() or not HUB_REPO_ID.fullmatch(text) or \
+            text.startswith("."):
+        what = "not a directory" if local.exists() else "no such local folder exists"
+        raise FileNotFoundError(f"Expected a directory saved by save_pretrained or a Hub repo id (user/name) but got "
+                                f"{text!r}: {what}.")
+    return Folder(None, text, **hub_kwargs)
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -151,7 +189,10 @@ def read_config(path: Path) -> dict[str, Any]:
                          f"'hf_labelsmooth') but got another one at {path} (a model's config?). Pass the "
                          f"folder that holds the relation matrix artifact (e.g. <output_dir>/{ARTIFACT_DIR}).")
     version = config.get("format_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
-        raise ValueError(f"Expected a relation artifact of format version <= {FORMAT_VERSION} but got {version!r} "
-                         f"in {path}. Upgrade hf_labelsmooth or re-save the matrix.")
+    if type(version) is not int or version < 0:
+        raise ValueError(f"Expected `format_version` in {path} to be an integer >= 0 but got {version!r:.80}: the "
+                         "file is corrupt or was edited by hand. Re-save it or re-download it (force_download=True).")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"Expected a relation artifact of format version <= {FORMAT_VERSION} but got {version} "
+                         f"in {path}. Upgrade hf_labelsmooth.")
     return config

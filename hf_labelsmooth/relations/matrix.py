@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import Tensor
 
-from . import checks, io
+from . import checks, io, schema
 from .artifact import RelationArtifact
 
 
@@ -35,6 +35,10 @@ class ClassRelationMatrix(RelationArtifact):
 
     tensor_file = io.MATRIX_FILE
     kind = "matrix"
+    config_rules: ClassVar[dict[str, schema.Rule]] = {
+        "logits_kind": (schema.optional(lambda v: v in checks.LOGITS_KINDS),
+                        f"one of {list(checks.LOGITS_KINDS)} or null"),
+    }
 
     def __init__(self, matrix: Tensor, label_names: Sequence[str], *, logits: Tensor | None = None,
                  logits_kind: str | None = None, **metadata: Any) -> None:
@@ -73,14 +77,12 @@ class ClassRelationMatrix(RelationArtifact):
         return {**super().to_config(), "logits_kind": self.logits_kind}
 
     @classmethod
+    def expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+        k = config["num_classes"]
+        return {"relation_matrix": (k, k)}, {"logits": (k, k)}
+
+    @classmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "ClassRelationMatrix":
-        if "relation_matrix" not in tensors:
-            raise ValueError(f"Expected tensor 'relation_matrix' but got {sorted(tensors)} in {path}. Re-save the "
-                             "matrix.")
-        shape = tuple(tensors["relation_matrix"].shape)
-        if config.get("num_classes", shape[0]) != shape[0]:
-            raise ValueError(f"Expected {config['num_classes']} classes (config.json) but got a matrix of shape "
-                             f"{shape} in {path}.")
         return cls(tensors["relation_matrix"], config.get("label_names"), logits=tensors.get("logits"),
                    logits_kind=config.get("logits_kind"), **cls.fields_from_config(config))
 

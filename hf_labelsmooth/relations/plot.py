@@ -8,7 +8,10 @@ from typing import Any, Sequence
 
 from torch import Tensor
 
+from .files import check_output_file
 from .io import atomic_write_bytes
+
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "svg", "pdf")
 
 
 def plot_relation_matrix(matrix: Tensor, label_names: Sequence[str] | None = None,
@@ -21,13 +24,19 @@ def plot_relation_matrix(matrix: Tensor, label_names: Sequence[str] | None = Non
     Args:
         matrix: K×K row-stochastic matrix.
         label_names: Tick labels (shown when K ≤ 50).
-        path: Where to save a PNG (written atomically); None returns the figure without saving.
+        path: Where to save the heatmap (written atomically), as PNG or in the format its suffix names
+            (`IMAGE_FORMATS`); None returns the figure without saving.
         title: Figure title.
         hide_diagonal: Blank the diagonal so the off-diagonal structure is visible.
 
     Returns:
         The matplotlib Figure.
+
+    Raises:
+        ValueError: `path` is a directory or has an unsupported suffix.
+        FileNotFoundError: The folder of `path` does not exist.
     """
+    fmt = image_format(path) if path is not None else "png"  # bad paths fail before any drawing
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -50,7 +59,22 @@ def plot_relation_matrix(matrix: Tensor, label_names: Sequence[str] | None = Non
     ax.set_title(title, parse_math=False)
     fig.tight_layout()
     if path is not None:
-        buffer = _bytes_io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        atomic_write_bytes(Path(path), buffer.getvalue())
+        atomic_write_bytes(Path(path), figure_bytes(fig, fmt))
     return fig
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The image format of a heatmap path: its suffix (png without one), after checking the path can be written."""
+    path = check_output_file(path)
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"Expected a heatmap file ending in one of {['.' + f for f in IMAGE_FORMATS]} but got "
+                         f"{path.name!r}. Use e.g. {path.with_suffix('.png').name!r}.")
+    return fmt
+
+
+def figure_bytes(fig: Any, fmt: str = "png") -> bytes:
+    """The figure rendered in `fmt` (``"png"``, ``"jpg"``, ...), at 100 dpi."""
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=100)
+    return buffer.getvalue()

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import Tensor
 
 from ..losses.functional import topk_rows
 from ..losses.sparse.slots import DENSE_MATRIX_LIMIT
-from . import checks, io
+from . import checks, io, schema
 from .artifact import RelationArtifact
 
 
@@ -54,6 +54,10 @@ class RelationTopK(RelationArtifact):
 
     tensor_file = io.TOPK_FILE
     kind = "topk"
+    config_rules: ClassVar[dict[str, schema.Rule]] = {
+        "top_n": (lambda v: schema.is_count(v, 1), "an integer >= 1"),
+        "include_self": (lambda v: isinstance(v, bool), "true or false"),
+    }
 
     def __init__(self, indices: Tensor, values: Tensor, label_names: Sequence[str], *, include_self: bool = True,
                  **metadata: Any) -> None:
@@ -80,9 +84,15 @@ class RelationTopK(RelationArtifact):
         return {**super().to_config(), "top_n": self.top_n, "include_self": self.include_self}
 
     @classmethod
+    def expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+        k, n = config["num_classes"], config.get("top_n")
+        if n is None or n > k:
+            raise ValueError(f"Expected `top_n` in [1, num_classes={k}] in the config.json of a top-N table but got "
+                             f"{n}. {schema.FIX}")
+        return {"indices": (k, n), "values": (k, n)}, {}
+
+    @classmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "RelationTopK":
-        if "indices" not in tensors or "values" not in tensors:
-            raise ValueError(f"Expected tensors 'indices' and 'values' in {path} but got {sorted(tensors)}.")
         return cls(tensors["indices"], tensors["values"], config.get("label_names"),
                    include_self=bool(config.get("include_self", True)), **cls.fields_from_config(config))
 
