@@ -15,7 +15,8 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
                                                "the most related classes of every class, optionally save a heatmap.")
     parser.add_argument("path_or_repo", metavar="DIR_OR_REPO", help="directory from save_pretrained, or a repo id")
     parser.add_argument("--top", type=int, default=5, help="related classes per class (default: 5)")
-    parser.add_argument("--png", default=None, help="write the heatmap to this PNG file")
+    parser.add_argument("--png", default=None,
+                        help="write the heatmap to this file (PNG; .jpg, .svg or .pdf by suffix)")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     parser.set_defaults(handler=run_show)
 
@@ -23,28 +24,41 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
 def run_show(args: argparse.Namespace) -> int:
     """Handler of ``show``."""
     from .relations import load_relations
+    from .relations.plot import image_format
 
     if args.top < 1:
         raise ValueError(f"Expected --top >= 1 but got {args.top}.")
+    if args.png:
+        image_format(args.png)  # a directory, a missing folder or an unknown suffix fails before loading
     matrix = load_relations(args.path_or_repo, revision=args.revision)
     print(format_summary(matrix, args.top))
     if args.png:
         if matrix.plot(args.png) is None:
             raise ValueError(f"Expected a dense matrix for --png but got a top-{matrix.top_n} table (K="
                              f"{matrix.num_classes} is too large to draw). Drop --png.")
-        print(f"heatmap written to {args.png}")
+        print(f"heatmap written to {printable(args.png)}")
     return 0
 
 
+def printable(text: object) -> str:
+    """`text` safe for a terminal: control characters (escape sequences, newlines, bidi overrides) are escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def format_summary(matrix, top: int) -> str:
-    """Header lines (method, α, source model, dataset, epochs) and one line per class with its top related classes."""
-    meta = ", ".join(f"{k}={getattr(matrix, k)}" for k in ("method", "alpha", "source_model", "dataset", "epochs")
-                     if getattr(matrix, k) is not None)
+    """Header lines (method, α, source model, dataset, epochs) and one line per class with its top related classes.
+
+    Every name and metadata value comes from a possibly untrusted config.json: all are printed escaped.
+    """
+    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in ("method", "alpha", "source_model", "dataset",
+                                                                       "epochs") if getattr(matrix, k) is not None)
     lines = [f"class-relation matrix: K={matrix.num_classes}" + (f", {meta}" if meta else ""),
              f"top {min(top, matrix.num_classes - 1)} related classes (row: true class, self excluded):"]
-    width = max(len(name) for name in matrix.label_names)
+    names = {name: printable(name) for name in matrix.label_names}
+    width = max(len(name) for name in names.values())
     for name, related in zip(matrix.label_names, matrix.top_related(top)):
-        lines.append(f"  {name:<{width}}  " + ", ".join(f"{other} ({prob:.3f})" for other, prob in related))
+        cells = ", ".join(f"{names[other]} ({prob:.3f})" for other, prob in related)
+        lines.append(f"  {names[name]:<{width}}  {cells}")
     return "\n".join(lines)
 
 
@@ -66,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except Exception as err:  # user errors become a message; bugs keep their traceback
-        user_error = isinstance(err, (FileNotFoundError, ValueError))
+        user_error = isinstance(err, (OSError, ValueError))  # bad input or an unwritable path
         if not user_error and not type(err).__module__.startswith("huggingface_hub"):
             raise
-        print(f"hf-labelsmooth {args.command}: error: {err}", file=sys.stderr)
+        message = "\n".join(printable(line) for line in str(err).splitlines())
+        print(f"hf-labelsmooth {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
