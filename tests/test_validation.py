@@ -1,6 +1,7 @@
 """Bad input gets a clear error before any state changes."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,3 +67,64 @@ def test_bad_options() -> None:
         hf_labelsmooth.create_loss("ols", num_classes=K, update_every=0)
     with pytest.raises(ValueError, match="Expected `empty_row` in"):
         hf_labelsmooth.create_loss("ols", num_classes=K, empty_row="zeros")
+
+
+@pytest.mark.parametrize("name", hf_labelsmooth.list_losses())
+def test_one_label_dtype_rule_for_every_loss(name: str) -> None:
+    """Class ids of any integer dtype give the int64 result; bool labels are refused with the fix."""
+    z, y = torch.randn(3, K), torch.tensor([0, 3, 1])
+    torch.manual_seed(0)  # the same random prior matrix for relation_prior
+    expected = make_loss(name, K)(z, y)
+    for dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        torch.manual_seed(0)
+        assert torch.equal(make_loss(name, K)(z, y.to(dtype)), expected), dtype
+    with pytest.raises(ValueError, match=r"Expected class ids of an integer dtype .* but got torch.bool.*labels.long"):
+        make_loss(name, K)(z, torch.tensor([True, False, True]))
+
+
+@pytest.mark.parametrize("name", hf_labelsmooth.list_losses())
+def test_ignore_index_is_named_and_never_a_silent_zero(name: str) -> None:
+    z, y = torch.randn(3, K), torch.tensor([0, -100, 1])
+    with pytest.raises(ValueError, match=r"got -100 \(Hugging Face's ignore index\) in rows \[1\].*do not ignore"):
+        make_loss(name, K)(z, y)
+    with pytest.raises((IndexError, RuntimeError)):  # unchecked: an invalid label, not a row that counts as 0
+        make_loss(name, K, check_inputs=False)(z, y)
+
+
+def test_token_level_logits_are_named() -> None:
+    with pytest.raises(ValueError, match=r"got \(2, 3, 5\) .*token-level logits .* are not supported") as info:
+        hf_labelsmooth.create_loss("ls", num_classes=5)(torch.randn(2, 3, 5), torch.tensor([0, 1]))
+    assert "num_classes=5 or" not in str(info.value)
+
+
+@pytest.mark.parametrize("row", [[1.5, -0.5, 0.0, 0.0], [float("nan"), 1.0, 0.0, 0.0]])
+def test_negative_or_nan_soft_targets_name_the_rows(row: list) -> None:
+    target = torch.tensor([[0.25] * 4, row, [0.25] * 4])
+    with pytest.raises(ValueError, match=r"soft targets .* but got rows \[1\] \(batch 0\)"):
+        hf_labelsmooth.create_loss("ls", num_classes=K)(torch.randn(3, K), target)
+
+
+@pytest.mark.parametrize("alpha", [np.float32(0.1), np.float64(0.1), torch.tensor(0.1), torch.tensor(0.1).double(),
+                                   np.int64(0), 0.1])
+def test_alpha_of_any_real_numeric_type(alpha: object) -> None:
+    loss = hf_labelsmooth.create_loss("ls", num_classes=K, alpha=alpha)
+    assert type(loss.alpha) is float and loss.alpha == pytest.approx(float(alpha))
+
+
+@pytest.mark.parametrize("alpha", [True, np.bool_(False), torch.tensor(True), torch.tensor([0.1, 0.2]), float("nan")])
+def test_alpha_bools_and_non_scalars_are_refused(alpha: object) -> None:
+    with pytest.raises(ValueError, match=r"Expected `alpha` in \[0, 1\] but got"):
+        hf_labelsmooth.create_loss("ls", num_classes=K, alpha=alpha)
+
+
+@pytest.mark.parametrize("k", [np.int64(5), np.int32(5), torch.tensor(5)])
+def test_num_classes_of_any_integer_type(k: object) -> None:
+    loss = hf_labelsmooth.create_loss("ols", num_classes=k)
+    assert type(loss.num_classes) is int and loss.num_classes == 5
+    assert loss(torch.randn(2, 5), torch.tensor([0, 4])).ndim == 0
+
+
+@pytest.mark.parametrize("k", [np.bool_(True), torch.tensor(True), torch.tensor(5.0), np.float64(5.0)])
+def test_num_classes_bools_and_floats_are_refused(k: object) -> None:
+    with pytest.raises(ValueError, match="Expected `num_classes` to be an integer >= 2 but got"):
+        hf_labelsmooth.create_loss("ols", num_classes=k)

@@ -8,8 +8,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .validation import check_alpha, check_finite_loss, check_logits_shape, check_num_classes, check_reduction, \
-    check_target
+from .validation import as_class_ids, check_alpha, check_finite_loss, check_logits_shape, check_num_classes, \
+    check_reduction, check_target
 from .functional import one_hot
 from .registry import MethodCard
 from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
@@ -64,8 +64,8 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         return cls.period_option is not None
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Loss of `logits` [B, K] against class ids [B] or soft targets [B, K]; float32 maths and value whatever the
-        logits' dtype (float64 included), gradients in the logits' dtype.
+        """Loss of `logits` [B, K] against class ids [B] (any integer dtype) or soft targets [B, K]; float32 maths and
+        value whatever the logits' dtype (float64 included), gradients in the logits' dtype.
 
         With `check_inputs`, shapes and labels are checked before any work, and a non-finite loss (NaN or +inf
         logits) raises before `update` changes any state; finite losses cost no extra pass over the logits.
@@ -73,6 +73,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         so processes whose shard is empty stay in step with the others.
         """
         batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
+        target = as_class_ids(target)  # any integer dtype -> int64; bool refused (no sync)
         if self.check_inputs:
             check_logits_shape(logits, self.num_classes, batch)
             check_target(target, logits.shape[0], self.num_classes, batch)

@@ -8,6 +8,7 @@ from torch import Tensor
 from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy
+from .validation import NO_IGNORE_INDEX
 
 
 @register_loss("ce")
@@ -24,7 +25,7 @@ class CrossEntropy(RelationLoss):
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None:
-            return F.cross_entropy(logits, labels, reduction="none")
+            return F.cross_entropy(logits, labels, reduction="none", ignore_index=NO_IGNORE_INDEX)
         return cross_entropy(target, logits.log_softmax(dim=-1))
 
     def relation_matrix(self) -> Tensor:

@@ -9,6 +9,7 @@ from .kernels.fused_ce import smoothed_cross_entropy
 from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy
+from .validation import NO_IGNORE_INDEX
 
 
 FUSED_FROM_K = 2048  # float32 logits: torch's kernel has fewer ops (small K); the fused one fewer passes (large K)
@@ -27,7 +28,7 @@ class LabelSmoothing(RelationLoss):
             return smoothed_cross_entropy(logits, labels, self.alpha)[0]  # one exp pass, no float32 copy of bf16
         if labels is not None or self.alpha > 0:  # α > 0: every class has target mass, so -inf logits give inf
             return F.cross_entropy(logits.float(), labels if labels is not None else target, label_smoothing=self.alpha,
-                                   reduction="none")
+                                   reduction="none", ignore_index=NO_IGNORE_INDEX)
         return cross_entropy(target, logits.float().log_softmax(dim=-1))  # α = 0: masked classes may have -inf logits
 
     def relation_matrix(self) -> Tensor:

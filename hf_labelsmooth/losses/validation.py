@@ -2,25 +2,52 @@
 from __future__ import annotations
 
 import math
+import numbers
+import operator
+from typing import Any
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+IGNORE_INDEX = -100  # Hugging Face's label of ignored samples (padding, unlabelled rows): not supported here
+NO_IGNORE_INDEX = torch.iinfo(torch.int64).min  # for F.cross_entropy: -100 is an invalid label, never a zero loss
 
 
-def check_num_classes(num_classes: int) -> int:
-    """Validate K: an integer of at least 2."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+def _is_bool(value: Any) -> bool:
+    """Python, NumPy or torch booleans (which Python would otherwise take as 0 / 1)."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    return isinstance(value, bool) or numpy_bool or (isinstance(value, Tensor) and value.dtype == torch.bool)
+
+
+def _real(value: Any) -> float | None:
+    """`value` as a float when it is a real number of any numeric type (int, float, NumPy, 0-d tensor), else None."""
+    if _is_bool(value):
+        return None
+    if isinstance(value, Tensor):
+        ok = value.numel() == 1 and not value.is_complex()
+        return float(value.detach().reshape(())) if ok else None
+    return float(value) if isinstance(value, numbers.Real) else None
+
+
+def check_num_classes(num_classes: Any) -> int:
+    """Validate K: an integer (of any integer type: int, NumPy, 0-d tensor; not a bool) of at least 2."""
+    try:
+        k = None if _is_bool(num_classes) else operator.index(num_classes)
+    except TypeError:
+        k = None
+    if k is None or k < 2:
         raise ValueError(f"Expected `num_classes` to be an integer >= 2 but got {num_classes!r}.")
-    return num_classes
+    return k
 
 
-def check_alpha(alpha: float, name: str = "alpha") -> float:
-    """Validate a weight in [0, 1]."""
-    if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"Expected `{name}` in [0, 1] but got {alpha!r}.")
-    return float(alpha)
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """Validate a weight in [0, 1]: a real number of any numeric type (int, float, NumPy, 0-d tensor), not a bool."""
+    value = _real(alpha)
+    if value is None or not 0.0 <= value <= 1.0:
+        kind = f" ({type(alpha).__name__}: pass a real number)" if value is None else ""
+        raise ValueError(f"Expected `{name}` in [0, 1] but got {alpha!r}{kind}.")
+    return value
 
 
 def check_reduction(reduction: str) -> str:
@@ -30,8 +57,25 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
+def as_class_ids(target: Tensor) -> Tensor:
+    """The one label dtype rule of every loss: float targets are soft; integer class ids of any integer dtype are
+    taken as int64; bool and complex labels are refused (no host sync: the check is on the dtype)."""
+    if torch.is_floating_point(target) or target.dtype == torch.int64:
+        return target
+    if target.dtype == torch.bool or target.is_complex():
+        raise ValueError(f"Expected class ids of an integer dtype (or float soft targets [B, K]) but got "
+                         f"{target.dtype} labels. Convert them with labels.long().")
+    return target.long()
+
+
 def check_logits_shape(logits: Tensor, num_classes: int, batch: int) -> None:
     """Check logits of shape [B, K]; `batch` is the loss's call counter, quoted in errors."""
+    if logits.ndim == 3 and logits.shape[-1] == num_classes:
+        raise ValueError(
+            f"Expected logits of shape [batch, num_classes={num_classes}] but got {tuple(logits.shape)} (batch "
+            f"{batch}): token-level logits [batch, tokens, classes] are not supported. Use a sequence "
+            "classification head: one row of logits per sample."
+        )
     if logits.ndim != 2 or logits.shape[-1] != num_classes:
         raise ValueError(
             f"Expected logits of shape [batch, num_classes={num_classes}] but got {tuple(logits.shape)} "
@@ -75,11 +119,12 @@ def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) 
     atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
     sums = t.sum(-1)
     if not bool((t.amin(dim=-1) >= 0).all() & torch.isfinite(sums).all() & ((sums - 1).abs() <= atol).all()):  # 1 sync
-        bad = ((sums - 1).abs() > atol).nonzero().flatten()[:8].tolist()
+        bad_rows = (t < 0).any(-1) | ~torch.isfinite(t).all(-1) | ~((sums - 1).abs() <= atol)
+        bad = bad_rows.nonzero().flatten()[:8].tolist()
         raise ValueError(
-            f"Expected soft targets with non-negative rows summing to 1 but got row sums "
-            f"{sums[bad].tolist() if bad else sums[:4].tolist()} in rows {bad} (batch {batch}). "
-            "Normalise the targets (e.g. timm Mixup output) or pass class ids."
+            f"Expected soft targets with non-negative rows summing to 1 but got rows {bad} (batch {batch}) "
+            f"with minima {t[bad].amin(-1).tolist()} and sums {sums[bad].tolist()}. Normalise the targets (e.g. timm "
+            "Mixup output) or pass class ids."
         )
 
 
@@ -91,6 +136,13 @@ def _check_class_ids(target: Tensor, batch_size: int, num_classes: int, batch: i
     if not target.numel():
         return
     lo, hi = torch.stack(torch.aminmax(target)).tolist()  # one host sync for both bounds
+    if lo < 0 and bool((target == IGNORE_INDEX).any()):
+        rows = (target == IGNORE_INDEX).nonzero().flatten()[:8].tolist()
+        raise ValueError(
+            f"Expected labels in [0, {num_classes}) but got {IGNORE_INDEX} (Hugging Face's ignore index) in rows "
+            f"{rows} (batch {batch}). hf_labelsmooth losses do not ignore samples: drop unlabelled rows from the "
+            "dataset (token-level labels are not supported)."
+        )
     if lo < 0 or hi >= num_classes:
         raise ValueError(
             f"Expected labels in [0, {num_classes}) but got values in [{lo}, {hi}] (batch {batch}). "
