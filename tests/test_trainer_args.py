@@ -68,3 +68,28 @@ def test_import_is_lazy() -> None:
     code = ("import sys, hf_labelsmooth; assert 'transformers' not in sys.modules; "
             "hf_labelsmooth.LabelSmoothingTrainer; assert 'transformers' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["relation_lr", "relation_weight_decay"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_relation_optimizer_fields_must_be_finite(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"Expected `{name}` to be a finite number >= 0 but got"):
+        _parse("--label_smoothing_method", "lls", f"--{name}={value}")
+
+
+@pytest.mark.parametrize("method, name", [("ls", "relation_lr"), ("ce", "relation_weight_decay"),
+                                          ("ols", "relation_lr")])
+def test_relation_optimizer_fields_without_parameters_warn(method: str, name: str) -> None:
+    with pytest.warns(UserWarning, match=f"`{name}`=0.01 has no effect with method '{method}'.*'lls', 'lspp'"):
+        _parse("--label_smoothing_method", method, f"--{name}", "0.01")
+
+
+def test_learnable_methods_take_relation_optimizer_fields_silently(recwarn) -> None:
+    _parse("--label_smoothing_method", "lspp", "--relation_lr", "0.01", "--relation_weight_decay", "0")
+    assert not [w for w in recwarn if "relation_" in str(w.message)]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_relation_matrix_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="Expected `relation_matrix` .* but got an empty string"):
+        _parse("--relation_matrix", value)

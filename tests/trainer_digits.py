@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 from torch.utils.data import Dataset
 from transformers import ConvNextConfig, ConvNextForImageClassification, TrainerCallback
 
-from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
+from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments, get_loss_class
 
 LABELS = [str(i) for i in range(10)]
 
@@ -50,9 +50,10 @@ def tiny_model(seed: int = 0) -> ConvNextForImageClassification:
 def digits_args(out: str, method: str, batch: int, **overrides: Any) -> LabelSmoothingTrainingArguments:
     """Deterministic CPU arguments: no shuffling differences, logging every step, no saving or reporting."""
     kwargs = dict(output_dir=out, label_smoothing_method=method, per_device_train_batch_size=batch,
-                  num_train_epochs=2, learning_rate=5e-3, relation_lr=0.05, weight_decay=0.0, logging_steps=1,
+                  num_train_epochs=2, learning_rate=5e-3, weight_decay=0.0, logging_steps=1,
                   save_strategy="no", report_to="none", use_cpu=True, seed=0, dataloader_num_workers=0,
-                  disable_tqdm=True, max_grad_norm=0.0, log_level="error")
+                  disable_tqdm=True, max_grad_norm=0.0, log_level="error",
+                  relation_lr=0.05 if get_loss_class(method).requires_optimizer else None)
     kwargs.update(overrides)
     return LabelSmoothingTrainingArguments(**kwargs)
 

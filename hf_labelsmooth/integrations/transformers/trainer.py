@@ -16,6 +16,7 @@ from ...metrics.functional import relation_stats
 from ...relations import ARTIFACT_DIR, load_relations, needs_topk_artifact, save_relations
 from .callbacks import RelationLossCallback
 from .checkpoint import load_loss_state, save_loss_state
+from .data_checks import check_dataset_labels, check_problem_type
 from .training_args import LabelSmoothingTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class LabelSmoothingTrainer(Trainer):
         if self.model is None:
             raise ValueError("Expected a `model` but got None (model_init is not supported).")
         config = self.accelerator.unwrap_model(self.model).config
+        check_problem_type(config)
         self.class_names = config_label_names(config)
         loss = relation_loss if relation_loss is not None else build_relation_loss(
             self.args, int(config.num_labels), self.class_names)
@@ -81,12 +83,21 @@ class LabelSmoothingTrainer(Trainer):
         self.relation_loss = loss.to(self.args.device)
         self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every))
 
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """`Trainer.train`, after checking the datasets' labels against num_labels where that is cheap."""
+        evals = self.eval_dataset if isinstance(self.eval_dataset, dict) else {"": self.eval_dataset}
+        check_dataset_labels({"train": self.train_dataset, **{f"eval{'[' + k + ']' if k else ''}": d
+                                                              for k, d in evals.items()}},
+                             self.relation_loss.num_classes)
+        return super().train(*args, **kwargs)
+
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Tensor | int | None = None) -> Tensor | tuple[Tensor, Any]:
         """Relation loss of the model's logits: `sum / num_items_in_batch` in training, batch mean otherwise."""
         if "labels" not in inputs:
-            raise ValueError(f"Expected a 'labels' column in the batch but got {sorted(inputs)}. Rename the label "
-                             "column to 'labels' or set `label_names`.")
+            raise ValueError(f"Expected a 'labels' entry in the batch but got {sorted(inputs)}. Name the dataset's "
+                             "label column 'labels' (or 'label', which the default data collators rename): "
+                             "LabelSmoothingTrainer always reads inputs['labels'].")
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         outputs = model(**inputs)

@@ -6,6 +6,7 @@ registry: a newly registered loss is reachable here with no edit.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -69,6 +70,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.relation_matrix is not None and not self.relation_matrix.strip():
+            raise ValueError("Expected `relation_matrix` to be a folder saved by save_pretrained or a Hub repo id but "
+                             "got an empty string. Pass a path, or drop `--relation_matrix`.")
         if self.relation_matrix is not None and self.label_smoothing_method == "ce":
             self.label_smoothing_method = _matrix_methods()[0]  # `--relation_matrix` alone selects the prior
         self._check_method()
@@ -110,3 +114,7 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"Expected `{name}` to be a finite number >= 0 but got {value}.")
+            if value is not None and not cls.requires_optimizer:
+                learnable = [n for n in list_losses() if get_loss_class(n).requires_optimizer]
+                warnings.warn(f"`{name}`={value} has no effect with method {method!r}, which learns no parameters; "
+                              f"it applies to {learnable}.", UserWarning, stacklevel=3)
