@@ -87,7 +87,7 @@ def killed_save(folder, new: ClassRelationMatrix, when) -> None:
     ("write", "README.md", "new"),  # committed, card half written
 ])
 def test_a_save_killed_at_each_step_leaves_old_or_new_and_the_next_save_cleans_up(tmp_path, step, name, survivor):
-    old, new, third = version("old"), version("new", seed=1), version("third", seed=2)
+    old, new, third = version("old"), version("new", k=5, seed=1), version("third", seed=2)  # K changes too
     old.save_pretrained(tmp_path)
     killed_save(tmp_path, new, lambda s, path: s == step and path.name.startswith(name))
     assert sorted(os.listdir(tmp_path)) != ARTIFACT  # the kill left something behind

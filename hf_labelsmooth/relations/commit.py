@@ -13,6 +13,7 @@ refused instead of pairing a matrix with another save's label names.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable
@@ -102,7 +103,8 @@ def save_folder(directory: Path, tensor_file: str, tensors: bytes, config: dict[
 
 def read_committed(folder: io.Folder, tensor_file: str, config: dict[str, Any],
                    check: Callable[[io.TensorSpecs], None]) -> tuple[dict[str, Tensor], Path]:
-    """The tensors config.json commits to: the file checked against the recorded sha256 (if any), else pending ones.
+    """The tensors config.json commits to: those still pending after a save killed past its commit, else the file,
+    checked against the recorded sha256 (configs written before that record are read without the check).
 
     Raises:
         ValueError: The tensors belong to another save than config.json (interrupted save or hand-copied file).
@@ -112,11 +114,12 @@ def read_committed(folder: io.Folder, tensor_file: str, config: dict[str, Any],
     if expected is None:  # written before the sha256 record existed
         return io.read_tensor_file(path, check)[0], path
     pending = pending_path(path, expected) if folder.local is not None else None
-    if pending is not None and not path.exists() and pending.is_file():
-        path = pending
+    if pending is not None and pending.is_file():  # a save killed after its commit: its tensors wait here
+        with contextlib.suppress(ValueError):
+            tensors, digest = io.read_tensor_file(pending, check)
+            if digest == expected:
+                return tensors, pending
     tensors, digest = io.read_tensor_file(path, check)
-    if digest != expected and pending is not None and pending.is_file():  # killed after the commit
-        (tensors, digest), path = io.read_tensor_file(pending, check), pending
     if digest != expected:
         raise ValueError(f"Expected {tensor_file} with the sha256 recorded in config.json ({expected[:12]}...) but "
                          f"got {digest[:12]}... in {path}: the folder mixes files of two saves (an interrupted save "
