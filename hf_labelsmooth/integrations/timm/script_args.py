@@ -1,0 +1,76 @@
+"""What the launcher reads from train.py's parsed flags and datasets: the relation loss, refusals, card fields."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .launcher import LaunchError, LaunchOptions, relation_loss_types
+from .loss import is_relation_loss_type
+
+__all__ = ["check_script_args", "dataset_name", "label_names", "mixup_active"]
+
+_logger = logging.getLogger(__name__)
+# train.py flags whose criterion or task the relation loss cannot replace (attribute -> flag)
+_CONFLICTS = {"jsd_loss": "--jsd-loss", "bce_loss": "--bce-loss", "kd_model_name": "--kd-model-name"}
+
+
+def mixup_active(args: Any) -> bool:
+    """Whether train.py turns Mixup/CutMix on (its own condition): the loss then gets soft targets."""
+    return (getattr(args, "mixup", 0.0) or 0.0) > 0 or (getattr(args, "cutmix", 0.0) or 0.0) > 0 or \
+        getattr(args, "cutmix_minmax", None) is not None
+
+
+def check_script_args(options: LaunchOptions, args: Any) -> str | None:
+    """The relation loss of the run (``--loss-type``, or a newer train.py's ``--loss NAME``), after the refusals.
+
+    Raises:
+        LaunchError: Two different losses, relation flags without a relation loss, ``--smoothing > 0`` (Mixup and
+            the loss would smooth twice), or a train.py criterion/task the relation loss cannot replace.
+    """
+    name, script_loss = options.loss_type, getattr(args, "loss", None)
+    if is_relation_loss_type(script_loss):
+        if name not in (None, script_loss):
+            raise LaunchError(f"Expected one relation loss but got --loss-type {name} and train.py's --loss "
+                              f"{script_loss}. Pass only one of them.")
+        name = script_loss
+    elif name is not None and script_loss not in (None, "ce"):
+        raise LaunchError(f"Expected train.py's --loss ce (or none) with --loss-type {name} but got --loss "
+                          f"{script_loss}: the relation loss replaces train.py's criterion. Drop one of them.")
+    if name is None:
+        if options.relation_flags_set():
+            raise LaunchError(f"Expected --loss-type (one of {relation_loss_types()}) with "
+                              f"{' '.join(options.relation_flags_set())} but got none.")
+        return None
+    smoothing = getattr(args, "smoothing", 0.0) or 0.0
+    if smoothing > 0:
+        why = "Mixup/CutMix apply it to the soft targets and the loss would smooth them twice" if mixup_active(args) \
+            else "the relation loss takes its smoothing weight from --ls-alpha"
+        raise LaunchError(f"Expected --smoothing 0 with --loss-type {name} but got {smoothing}: {why}. Drop "
+                          "--smoothing (the launcher then passes 0) and set --ls-alpha instead.")
+    for attr, flag in _CONFLICTS.items():
+        if getattr(args, attr, None):
+            raise LaunchError(f"Expected no {flag} with --loss-type {name} but got {flag} {getattr(args, attr)}: the "
+                              f"launcher replaces train.py's cross-entropy ClassificationTask criterion. Drop {flag}.")
+    return name
+
+
+def label_names(dataset: Any, num_classes: int) -> list[str]:
+    """Class names in label order (ImageFolder ``reader.class_to_idx`` or ``classes``); ids when they do not fit."""
+    class_to_idx = getattr(getattr(dataset, "reader", None), "class_to_idx", None)
+    if class_to_idx:
+        names = [name for name, _ in sorted(class_to_idx.items(), key=lambda item: item[1])]
+    else:
+        names = list(getattr(dataset, "classes", None) or [])
+    if len(names) != num_classes:
+        _logger.warning(f"hf-labelsmooth: the training set names {len(names)} classes and the model has "
+                        f"{num_classes} outputs: the relation matrix is labelled with class ids (pass train.py "
+                        f"--num-classes {len(names) or 'K'} to train on the dataset's classes).")
+        return [str(i) for i in range(num_classes)]
+    return [str(name) for name in names]
+
+
+def dataset_name(args: Any) -> str | None:
+    """The card's dataset field: the data folder's name, else train.py's ``--dataset``."""
+    folder = getattr(args, "data_dir", None) or getattr(args, "data", None)
+    return os.path.basename(os.path.normpath(folder)) if folder else (getattr(args, "dataset", None) or None)
