@@ -175,6 +175,14 @@ def test_resume_ends_where_the_uninterrupted_run_does(data, out, loss: str, extr
                                load_relations(full / "relation_matrix").matrix, rtol=0, atol=0)
 
 
+def test_torchcompile_trains_and_validates_the_model_alone(data, out) -> None:
+    """timm validates with the compiled trainable module; with LLS that module is model + loss: the model alone."""
+    run_dir = run(data, out, "compiled", FAST + ["--epochs", "1", "--loss-type", "lls", "--torchcompile", "eager"])
+    assert summary(run_dir)[0]["eval_top1"] > 20.0
+    state = checkpoint(run_dir / "last.pth.tar")
+    assert "conv_stem.weight" in state["state_dict"] and state["task_state"]["criterion"]["logits"].abs().max() > 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -60,7 +60,7 @@ def timm_train_py() -> Path | None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("root")
-    parser.add_argument("--per-class", type=int, default=140, help="training images per class")
+    parser.add_argument("--per-class", type=int, default=138, help="training images per class (<= 174 - val)")
     parser.add_argument("--val-per-class", type=int, default=36)
     parser.add_argument("--size", type=int, default=16, help="side of the PNG files")
     args = parser.parse_args()

@@ -36,9 +36,9 @@ import timm.task.classification
 import timm.utils
 from torch import nn
 
-from ...losses import RelationLoss
-from .launcher import LaunchError, LaunchOptions, LaunchResult, relation_loss_types
+from .launcher import LaunchResult
 from .loss import create_classification_loss, is_relation_loss_type
+from .options import LaunchError, LaunchOptions, relation_loss_types
 from .script_args import check_script_args, dataset_name, label_names, mixup_active
 from .task import RelationClassificationTask, RelationTrainableModule, add_relation_param_group
 
@@ -104,10 +104,13 @@ class LaunchState:
         self.task: LaunchedTask | None = None
         self.output_dir: str | None = None
         self.label_names: list[str] = []
+        self.notes: list[str] = []  # for the log, once train.py has set it up
 
     def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
         self.args = args
         self.loss_type = check_script_args(self.options, args)
+        for note in self.notes:
+            _logger.info(f"hf-labelsmooth: {note}")
         return original(args, *rest, **kwargs)
 
     def create_loader(self, original: Callable, dataset: Any, *rest: Any, **kwargs: Any) -> Any:
@@ -124,12 +127,12 @@ class LaunchState:
         if self.args is None:
             raise LaunchError("Expected the script to call timm.utils.init_distributed_device(args) before building "
                               "its ClassificationTask, as timm's train.py does, but it did not.")
-        self.task = LaunchedTask(model, self._build_loss(getattr(model, "num_classes", None)), seed=self.args.seed,
-                                 rank=self.args.rank, **kwargs)
+        self.task = LaunchedTask(model, self._build_loss(getattr(model, "num_classes", None)),
+                                 seed=getattr(self.args, "seed", 0), rank=getattr(self.args, "rank", 0), **kwargs)
         return self.task
 
-    def _build_loss(self, num_classes: int | None) -> RelationLoss:
-        if not num_classes:
+    def _build_loss(self, num_classes: int | None) -> nn.Module:
+        if not num_classes or self.loss_type is None:
             raise LaunchError(f"Expected a timm model with `num_classes` for {self.loss_type} but got {num_classes}.")
         names = self.label_names = label_names(self.train_dataset, num_classes)
         try:
@@ -156,7 +159,7 @@ class LaunchState:
 
     def create_loss(self, original: Callable, loss_type: str | None = None, *rest: Any, **kwargs: Any) -> nn.Module:
         if is_relation_loss_type(loss_type):
-            return RelationPlaceholder(loss_type)
+            return RelationPlaceholder(str(loss_type))
         return original(loss_type, *rest, **kwargs)
 
     def finish(self) -> LaunchResult:
@@ -166,7 +169,7 @@ class LaunchState:
             from ...relations import save_relations
 
             written = save_relations(task.loss, self.label_names, Path(self.output_dir) / "relation_matrix",
-                                     source_model=args.model,
+                                     source_model=getattr(args, "model", None),
                                      dataset=dataset_name(args), epochs=task.completed_epochs)
             _logger.info(f"hf-labelsmooth: wrote the {task.loss.name} relations to {written}")
         return LaunchResult(task=task, output_dir=self.output_dir, relations_dir=written,

@@ -1,14 +1,15 @@
-"""What the launcher reads from train.py's parsed flags and datasets: the relation loss, refusals, card fields."""
+"""What the launcher reads from train.py's command line, parsed flags and datasets: loss, refusals, card fields."""
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, Sequence
 
-from .launcher import LaunchError, LaunchOptions, relation_loss_types
 from .loss import is_relation_loss_type
+from .options import LaunchError, LaunchOptions, relation_loss_types
 
-__all__ = ["check_script_args", "dataset_name", "label_names", "mixup_active"]
+__all__ = ["check_script_args", "dataset_name", "label_names", "mixup_active", "script_loss_type",
+           "with_default_smoothing"]
 
 _logger = logging.getLogger(__name__)
 # train.py flags whose criterion or task the relation loss cannot replace (attribute -> flag)
@@ -42,6 +43,7 @@ def check_script_args(options: LaunchOptions, args: Any) -> str | None:
             raise LaunchError(f"Expected --loss-type (one of {relation_loss_types()}) with "
                               f"{' '.join(options.relation_flags_set())} but got none.")
         return None
+    options.check(name)
     smoothing = getattr(args, "smoothing", 0.0) or 0.0
     if smoothing > 0:
         why = "Mixup/CutMix apply it to the soft targets and the loss would smooth them twice" if mixup_active(args) \
@@ -74,3 +76,46 @@ def dataset_name(args: Any) -> str | None:
     """The card's dataset field: the data folder's name, else train.py's ``--dataset``."""
     folder = getattr(args, "data_dir", None) or getattr(args, "data", None)
     return os.path.basename(os.path.normpath(folder)) if folder else (getattr(args, "dataset", None) or None)
+
+
+def script_loss_type(argv: Sequence[str]) -> str | None:
+    """A relation loss chosen with train.py's own ``--loss NAME`` (newer train.py), else None."""
+    for i, token in enumerate(argv):
+        value = token.partition("=")[2] if token.startswith("--loss=") else \
+            argv[i + 1] if token == "--loss" and i + 1 < len(argv) else None
+        if value is not None and value in relation_loss_types():
+            return value
+    return None
+
+
+def with_default_smoothing(argv: list[str], loss_type: str | None) -> list[str]:
+    """Prepend ``--smoothing 0`` for a relation loss when neither `argv` nor its ``--config`` file sets it.
+
+    train.py's ``--smoothing`` defaults to 0.1 for its cross-entropy; Mixup/CutMix apply it to the soft targets, and
+    a relation loss smooths them again with ``--ls-alpha``. An explicit value > 0 is refused later (`hooks`).
+    """
+    if loss_type is None or any(_is_flag(token, "--smoothing") for token in argv):
+        return argv
+    config = _config_path(argv)
+    if config is not None:
+        import yaml
+
+        with open(config) as f:
+            if "smoothing" in (yaml.safe_load(f) or {}):
+                return argv
+    return ["--smoothing", "0", *argv]
+
+
+def _is_flag(token: str, flag: str) -> bool:
+    """`token` names `flag` as argparse reads it: ``--flag``, ``--flag=V`` or a prefix such as ``--smooth``."""
+    name = token.partition("=")[0]
+    return name.startswith("--") and len(name) > 4 and flag.startswith(name)
+
+
+def _config_path(argv: Sequence[str]) -> str | None:
+    for i, token in enumerate(argv):
+        if token.startswith("--config="):
+            return token.partition("=")[2]
+        if token in ("-c", "--config") and i + 1 < len(argv):
+            return argv[i + 1]
+    return None

@@ -93,7 +93,15 @@ class RelationClassificationTask(ClassificationTask):
         """Wrap the trainable module in DDP; CPU device ids are dropped (DDP refuses them, gloo needs none)."""
         if device_ids and all(torch.device(d).type == "cpu" for d in device_ids):
             device_ids = None
-        return ClassificationTask.prepare_distributed(self, device_ids=device_ids, **ddp_kwargs)
+        ClassificationTask.prepare_distributed(self, device_ids=device_ids, **ddp_kwargs)
+        return self
+
+    def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
+        """Compile the trainable module (model + learnable loss) before DDP; validation runs the model alone."""
+        compiled = ClassificationTask.compile(self, backend=backend, mode=mode, **compile_kwargs)
+        if self.criterion is None:  # timm would validate with the compiled model + loss, which needs targets
+            self.eval_model = unwrap_model(compiled).model
+        return self.eval_model
 
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
         if self.criterion is not None:
