@@ -49,9 +49,14 @@ def launch(script: str | Path, script_args: Sequence[str], options: LaunchOption
     Raises:
         LaunchError: A flag that contradicts the relation loss, before any training.
         FileNotFoundError: `script` does not exist.
+        ImportError: timm is not installed (the ``[timm]`` extra).
     """
-    from .hooks import LaunchState, installed
-    from .script_args import script_loss_type, with_default_smoothing
+    try:
+        from .hooks import LaunchState, installed
+        from .script_args import script_loss_type, with_default_smoothing
+    except ImportError as err:
+        raise ImportError(f"Expected timm for hf-labelsmooth timm-train but got: {err}. Install it with pip install "
+                          "'hf_labelsmooth[timm]'.") from err
 
     options, argv = split_launcher_args(script_args, options)
     requested = options.loss_type or script_loss_type(argv)

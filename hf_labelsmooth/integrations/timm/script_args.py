@@ -29,15 +29,7 @@ def check_script_args(options: LaunchOptions, args: Any) -> str | None:
         LaunchError: Two different losses, relation flags without a relation loss, ``--smoothing > 0`` (Mixup and
             the loss would smooth twice), or a train.py criterion/task the relation loss cannot replace.
     """
-    name, script_loss = options.loss_type, getattr(args, "loss", None)
-    if is_relation_loss_type(script_loss):
-        if name not in (None, script_loss):
-            raise LaunchError(f"Expected one relation loss but got --loss-type {name} and train.py's --loss "
-                              f"{script_loss}. Pass only one of them.")
-        name = script_loss
-    elif name is not None and script_loss not in (None, "ce"):
-        raise LaunchError(f"Expected train.py's --loss ce (or none) with --loss-type {name} but got --loss "
-                          f"{script_loss}: the relation loss replaces train.py's criterion. Drop one of them.")
+    name = _chosen_loss(options, getattr(args, "loss", None))
     if name is None:
         if options.relation_flags_set():
             raise LaunchError(f"Expected --loss-type (one of {relation_loss_types()}) with "
@@ -54,6 +46,20 @@ def check_script_args(options: LaunchOptions, args: Any) -> str | None:
         if getattr(args, attr, None):
             raise LaunchError(f"Expected no {flag} with --loss-type {name} but got {flag} {getattr(args, attr)}: the "
                               f"launcher replaces train.py's cross-entropy ClassificationTask criterion. Drop {flag}.")
+    return name
+
+
+def _chosen_loss(options: LaunchOptions, script_loss: str | None) -> str | None:
+    """``--loss-type``, or train.py's own ``--loss`` when it names a relation loss; two different ones are refused."""
+    name = options.loss_type
+    if is_relation_loss_type(script_loss):
+        if name not in (None, script_loss):
+            raise LaunchError(f"Expected one relation loss but got --loss-type {name} and train.py's --loss "
+                              f"{script_loss}. Pass only one of them.")
+        return script_loss
+    if name is not None and script_loss not in (None, "ce"):
+        raise LaunchError(f"Expected train.py's --loss ce (or none) with --loss-type {name} but got --loss "
+                          f"{script_loss}: the relation loss replaces train.py's criterion. Drop one of them.")
     return name
 
 
