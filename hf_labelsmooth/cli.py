@@ -62,7 +62,36 @@ def format_summary(matrix, top: int) -> str:
     return "\n".join(lines)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_show]
+def add_timm_train(subparsers: argparse._SubParsersAction) -> None:
+    """``timm-train TRAIN_PY [--loss-type NAME ...] [train.py's flags]``: timm's own train.py with a relation loss."""
+    from .integrations.timm.launcher import add_launcher_arguments
+
+    parser = subparsers.add_parser(
+        "timm-train", help="Run timm's train.py with a relation loss (ols, lspp, lls, ...).", allow_abbrev=False,
+        description="Run timm's own train.py (unmodified) with a class-relation loss in place of its criterion. The "
+                    "flags below may also follow TRAIN_PY; every other flag goes to train.py. Multi-process: "
+                    "torchrun --nproc_per_node N --no-python hf-labelsmooth timm-train TRAIN_PY ...")
+    add_launcher_arguments(parser)
+    parser.set_defaults(handler=run_timm_train)
+
+
+def run_timm_train(args: argparse.Namespace) -> int:
+    """Handler of ``timm-train``; errors of train.py itself keep their traceback."""
+    from .integrations.timm.launcher import LaunchError, LaunchOptions, launch
+
+    options = LaunchOptions(**{k: v for k, v in vars(args).items() if k in LaunchOptions.__dataclass_fields__})
+    try:
+        launch(args.script, args.script_args, options)
+    except ValueError as err:  # raised by train.py or timm: keep the traceback above the one-line message
+        if not isinstance(err, LaunchError):
+            import traceback
+
+            traceback.print_exc()
+        raise
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_show, add_timm_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

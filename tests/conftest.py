@@ -9,7 +9,7 @@ import torch
 
 import hf_labelsmooth
 
-# The scripts' private helpers (`_hf_data`, `_timm_loop`, ...) live beside the scripts, not in the package.
+# The scripts' private helpers (`_hf_data`, `_hf_run`, ...) live beside the scripts, not in the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train_scripts"))
 
 

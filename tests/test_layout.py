@@ -64,6 +64,14 @@ def test_integrations_say_which_extra_is_missing(tmp_path) -> None:
     assert result.returncode != 0 and "pip install 'hf_labelsmooth[transformers]'" in result.stderr
 
 
+def test_timm_launcher_says_which_extra_is_missing(tmp_path) -> None:
+    result = _run_blocked("""
+        from hf_labelsmooth.cli import main
+        main(["timm-train", "--loss-type", "ols", "train.py", "--data-dir", "d"])
+    """, tmp_path)
+    assert result.returncode != 0 and "pip install 'hf_labelsmooth[timm]'" in result.stderr
+
+
 class ToyTempered(RelationLoss):
     """A new method in one class: a learnable K×K matrix and plain CE against its targets."""
 
@@ -98,18 +106,20 @@ def toy():
 def test_a_registered_loss_reaches_every_integration_with_no_other_edit(toy, tmp_path) -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("timm")
-    from _timm_args import parse_args
     from trainer_digits import train_digits
 
     from hf_labelsmooth.integrations.timm import create_classification_loss, list_classification_loss_types
+    from hf_labelsmooth.integrations.timm.launcher import LaunchError, LaunchOptions
+    from hf_labelsmooth.integrations.timm.script_args import with_default_smoothing
     from hf_labelsmooth.relations import ClassRelationMatrix
 
     assert toy in hf_labelsmooth.list_losses(learns_relations=True)
     assert isinstance(create_classification_loss(toy, num_classes=10), ToyTempered) and toy in \
         list_classification_loss_types()
-    assert parse_args(["--data-dir", "d", "--loss-type", toy]).smoothing == 0.0
-    with pytest.raises(SystemExit):  # the class says it has no sparse rows: the flag is refused
-        parse_args(["--data-dir", "d", "--loss-type", toy, "--relation-top-n", "4"])
+    LaunchOptions(loss_type=toy).check()  # hf-labelsmooth timm-train --loss-type toy_tempered
+    assert with_default_smoothing(["--data-dir", "d"], toy)[:2] == ["--smoothing", "0"]
+    with pytest.raises(LaunchError):  # the class says it has no sparse rows: the flag is refused
+        LaunchOptions(loss_type=toy, relation_top_n=4).check()
     trainer = train_digits(str(tmp_path / "run"), toy, n_train=64, num_train_epochs=1, relation_lr=0.5)
     group = trainer.optimizer.param_groups[-1]
     assert group["params"][0] is trainer.relation_loss.logits and group["weight_decay"] == 0.0

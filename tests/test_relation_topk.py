@@ -12,7 +12,6 @@ from hf_labelsmooth.cli import main as cli_main
 from hf_labelsmooth.losses.sparse.slots import DENSE_MATRIX_LIMIT
 from hf_labelsmooth.relations import RelationTopK, load_relations, needs_topk_artifact, save_relations
 from hf_labelsmooth.relations.io import TOPK_FILE
-from _timm_loop import save_relation_matrix
 
 K = DENSE_MATRIX_LIMIT + 7
 
@@ -30,17 +29,13 @@ def _trained_sparse(name: str) -> torch.nn.Module:
     return loss
 
 
-@pytest.mark.parametrize("writer", ["save_relations", "timm"])
 @pytest.mark.parametrize("name", ["ols", "lls"])
-def test_large_sparse_loss_writes_its_top_n_table(tmp_path, name: str, writer: str) -> None:
+def test_large_sparse_loss_writes_its_top_n_table(tmp_path, name: str) -> None:
     loss = _trained_sparse(name)
     names = [f"c{i}" for i in range(K)]
     assert needs_topk_artifact(loss) and not needs_topk_artifact(create_loss(name, num_classes=K))
     folder = tmp_path / "relation_matrix"
-    if writer == "save_relations":
-        save_relations(loss, names, folder, epochs=1)
-    else:
-        save_relation_matrix(loss, names, folder, epochs=1)
+    save_relations(loss, names, folder, epochs=1)
     path = folder / TOPK_FILE
     indices, values = loss.relation_topk()
     with safe_open(str(path), "pt") as f:

@@ -1,4 +1,4 @@
-"""Unit tests of hf_labelsmooth.integrations.timm: the loss factory, the task, the matrix param group, the flags."""
+"""Unit tests of hf_labelsmooth.integrations.timm: the loss factory, the task, the matrix param group."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +14,6 @@ from hf_labelsmooth import RelationLoss
 from hf_labelsmooth.integrations.timm import (RelationClassificationTask, RelationTrainableModule,
                                              add_relation_param_group, create_classification_loss,
                                              is_relation_loss_type, list_classification_loss_types)
-from _timm_args import parse_args
 
 K = 6
 TIMM_CASES = [
@@ -155,28 +154,3 @@ def test_relation_param_group(weight_decay: float | None, expected: float) -> No
     assert group["lr"] == 0.7 and group["weight_decay"] == expected
     assert add_relation_param_group(optimizer, create_classification_loss("ols", num_classes=K)) is None
     assert add_relation_param_group(optimizer, torch.nn.CrossEntropyLoss()) is None
-
-
-def test_flags_resolve_smoothing_per_loss_and_check_relation_matrix() -> None:
-    assert parse_args(["--data-dir", "d"]).smoothing == 0.1
-    args = parse_args(["--data-dir", "d", "--loss", "lls"])
-    assert args.loss_type == "lls" and args.smoothing == 0.0 and args.relation_weight_decay is None
-    assert parse_args(["d", "--loss-type", "lspp", "--relation-weight-decay", "0"]).relation_weight_decay == 0.0
-    with pytest.raises(SystemExit):
-        parse_args(["--data-dir", "d", "--loss-type", "ols", "--relation-matrix", "m"])
-    with pytest.raises(SystemExit):
-        parse_args(["--data-dir", "d", "--loss-type", "relation_prior"])
-    with pytest.raises(SystemExit):
-        parse_args(["--data-dir", "d", "--loss-type", "lls", "--ols-update-every", "5"])
-    assert parse_args(["d", "--loss-type", "lls", "--relation-top-n", "4"]).relation_top_n == 4
-    with pytest.raises(SystemExit):
-        parse_args(["--data-dir", "d", "--loss-type", "ls", "--relation-top-n", "4"])
-
-
-def test_train_script_passes_relation_top_n_to_the_loss() -> None:
-    from timm_ddp_worker import load_script
-
-    script = load_script()
-    args = parse_args(["d", "--loss-type", "lls", "--relation-top-n", "3"])
-    loss = script.build_criterion(args, 10, [str(i) for i in range(10)], mixup_active=False)
-    assert loss.top_n == 3 and tuple(loss.logits.shape) == (10, 3)

@@ -1,10 +1,12 @@
-"""Write scikit-learn's digits as a timm ImageFolder of PNG files (``root/train/<class>/*.png``, ``root/validation``).
+"""Write scikit-learn's digits as a timm ImageFolder of PNG files (``root/train/<class>/*.png``, ``root/validation``),
+and find timm's train.py for the launcher tests.
 
 Usable as a script for real runs: ``python tests/timm_digits.py DIR [--per-class N]``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +46,21 @@ def write_digits_imagefolder(root: str | Path, train_per_class: int = 24, val_pe
     return sorted(CLASS_NAMES)
 
 
+def timm_train_py() -> Path | None:
+    """timm's unmodified train.py (``$TIMM_TRAIN_PY``, else ``shared/timm-train/train.py`` beside a parent folder)."""
+    if os.environ.get("TIMM_TRAIN_PY"):
+        return Path(os.environ["TIMM_TRAIN_PY"])
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "timm-train" / "train.py"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("root")
-    parser.add_argument("--per-class", type=int, default=140, help="training images per class")
+    parser.add_argument("--per-class", type=int, default=138, help="training images per class (<= 174 - val)")
     parser.add_argument("--val-per-class", type=int, default=36)
     parser.add_argument("--size", type=int, default=16, help="side of the PNG files")
     args = parser.parse_args()

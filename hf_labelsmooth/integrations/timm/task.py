@@ -68,12 +68,13 @@ class RelationClassificationTask(ClassificationTask):
         model: The timm model.
         criterion: The loss (a `RelationLoss` or any timm criterion).
         device: Device of the task.
+        dtype: Dtype of the task's tensors (timm's ``--model-dtype``; default: torch's default dtype).
         verbose: Log the criterion.
     """
 
     def __init__(self, model: nn.Module, criterion: nn.Module, device: torch.device | None = None,
-                 verbose: bool = True) -> None:
-        TrainingTask.__init__(self, device=device, verbose=verbose)
+                 dtype: torch.dtype | None = None, verbose: bool = True) -> None:
+        TrainingTask.__init__(self, device=device, dtype=dtype, verbose=verbose)
         criterion = criterion.to(self.device)
         if _has_parameters(criterion):
             self.trainable_module = RelationTrainableModule(model, criterion)
@@ -87,6 +88,20 @@ class RelationClassificationTask(ClassificationTask):
         if self.criterion is not None:
             return self.criterion
         return unwrap_model(self.trainable_module).criterion
+
+    def prepare_distributed(self, device_ids: list | None = None, **ddp_kwargs: Any) -> "RelationClassificationTask":
+        """Wrap the trainable module in DDP; CPU device ids are dropped (DDP refuses them, gloo needs none)."""
+        if device_ids and all(torch.device(d).type == "cpu" for d in device_ids):
+            device_ids = None
+        ClassificationTask.prepare_distributed(self, device_ids=device_ids, **ddp_kwargs)
+        return self
+
+    def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
+        """Compile the trainable module (model + learnable loss) before DDP; validation runs the model alone."""
+        compiled = ClassificationTask.compile(self, backend=backend, mode=mode, **compile_kwargs)
+        if self.criterion is None:  # timm would validate with the compiled model + loss, which needs targets
+            self.eval_model = unwrap_model(compiled).model
+        return self.eval_model
 
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
         if self.criterion is not None:

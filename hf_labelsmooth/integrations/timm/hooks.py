@@ -1,0 +1,215 @@
+"""Where the launcher installs a relation loss into timm for train.py, and why there (restored after the run).
+
+train.py has no loss registry and no epoch-end hook; it reaches timm through module attributes that it looks up
+when it runs (``from timm.task import ClassificationTask`` at import, ``utils.get_outdir(...)`` at call time). For
+the run, the launcher replaces:
+
+- ``timm.utils.init_distributed_device(args)``, train.py's first timm call after parsing: the launcher reads the
+  parsed flags there and refuses those that contradict the relation loss (`check_script_args`), before any model or
+  data is built.
+- ``timm.data.create_loader`` / ``create_naflex_loader``: the training loader (``is_training=True``) gives the
+  class names and marks the epochs. When an epoch's iteration starts, torch/numpy/random are reseeded from
+  (``--seed``, epoch, rank), so that a resumed run repeats the uninterrupted one; once it is exhausted (every step
+  of the epoch done, before validation and checkpointing) the task's epoch end runs on every rank (OLS swaps;
+  per-process statistics are summed onto rank 0, which writes the checkpoints).
+- ``timm.task.ClassificationTask``: a `LaunchedTask` (`RelationClassificationTask`) with the relation loss in place
+  of train.py's criterion; LS++/LLS matrices sit inside the DDP-wrapped module, the loss state in ``task_state``.
+- ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
+  (`add_relation_param_group`: ``--relation-lr``, the method's weight decay unless ``--relation-weight-decay``).
+- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
+- ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
+  relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import timm.data
+import timm.loss
+import timm.optim
+import timm.task
+import timm.task.classification
+import timm.utils
+from torch import nn
+
+from .launcher import LaunchResult
+from .loss import create_classification_loss, is_relation_loss_type
+from .options import LaunchError, LaunchOptions, relation_loss_types
+from .script_args import check_script_args, dataset_name, label_names, mixup_active
+from .task import RelationClassificationTask, RelationTrainableModule, add_relation_param_group
+
+__all__ = ["LaunchState", "LaunchedTask", "RelationPlaceholder", "installed"]
+
+_logger = logging.getLogger(__name__)
+_EPOCH_SEED_STRIDE = 100_003
+
+
+class LaunchedTask(RelationClassificationTask):
+    """`RelationClassificationTask` with epoch boundaries: reseeding at the start, the loss's epoch end, a counter.
+
+    Args:
+        model: The timm model.
+        criterion: The relation loss.
+        seed: train.py's ``--seed``.
+        rank: This process's rank.
+        **kwargs: ``device``, ``dtype``, ``verbose`` (as train.py passes them to ``ClassificationTask``).
+    """
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, seed: int, rank: int, **kwargs: Any) -> None:
+        super().__init__(model, criterion, **kwargs)
+        self.seed, self.rank, self.completed_epochs = seed, rank, 0
+
+    def start_epoch(self) -> None:
+        """Reseed torch, numpy and random for the coming epoch (data order, augmentation, Mixup, dropout)."""
+        timm.utils.random_seed(self.seed + _EPOCH_SEED_STRIDE * (self.completed_epochs + 1), self.rank)
+
+    def end_epoch(self) -> None:
+        super().end_epoch()
+        self.completed_epochs += 1
+
+    def get_task_state(self, module: nn.Module | None = None, ema: bool = False) -> dict[str, Any]:
+        state = super().get_task_state(module, ema)
+        return {**state, "completed_epochs": self.completed_epochs} if state else state
+
+    def load_task_state(self, state: dict[str, Any] | None, strict: bool = True, module: nn.Module | None = None,
+                        ema: bool = False) -> None:
+        super().load_task_state(state, strict, module, ema)
+        if state and not ema:
+            self.completed_epochs = int(state.get("completed_epochs", 0))
+
+
+class RelationPlaceholder(nn.Module):
+    """What the patched ``create_classification_loss`` returns for a relation name: `LaunchedTask` replaces it."""
+
+    def __init__(self, loss_type: str) -> None:
+        super().__init__()
+        self.loss_type = loss_type
+
+    def forward(self, *args: Any) -> None:
+        raise RuntimeError(f"Expected timm.task.ClassificationTask to replace the {self.loss_type!r} placeholder, but "
+                           "the script called it directly: the launcher supports train.py's ClassificationTask.")
+
+
+class LaunchState:
+    """What the hooks learn during one run (train.py's flags, loader, task, output folder) and the hooks themselves."""
+
+    def __init__(self, options: LaunchOptions) -> None:
+        self.options, self.loss_type = options, options.loss_type
+        self.args: Any = None
+        self.train_dataset: Any = None
+        self.task: LaunchedTask | None = None
+        self.output_dir: str | None = None
+        self.label_names: list[str] = []
+        self.notes: list[str] = []  # for the log, once train.py has set it up
+
+    def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        self.args = args
+        self.loss_type = check_script_args(self.options, args)
+        for note in self.notes:
+            _logger.info(f"hf-labelsmooth: {note}")
+        return original(args, *rest, **kwargs)
+
+    def create_loader(self, original: Callable, dataset: Any, *rest: Any, **kwargs: Any) -> Any:
+        loader = original(dataset, *rest, **kwargs)
+        if kwargs.get("is_training") and self.loss_type is not None:
+            self.train_dataset = dataset
+            _report_epochs(loader, self)
+        return loader
+
+    def classification_task(self, original: Callable, model: nn.Module, criterion: Any = None,
+                            criterion_kwargs: dict | None = None, **kwargs: Any) -> Any:
+        if self.loss_type is None:
+            return original(model, criterion, criterion_kwargs=criterion_kwargs, **kwargs)
+        if self.args is None:
+            raise LaunchError("Expected the script to call timm.utils.init_distributed_device(args) before building "
+                              "its ClassificationTask, as timm's train.py does, but it did not.")
+        self.task = LaunchedTask(model, self._build_loss(getattr(model, "num_classes", None)),
+                                 seed=getattr(self.args, "seed", 0), rank=getattr(self.args, "rank", 0), **kwargs)
+        return self.task
+
+    def _build_loss(self, num_classes: int | None) -> nn.Module:
+        if not num_classes or self.loss_type is None:
+            raise LaunchError(f"Expected a timm model with `num_classes` for {self.loss_type} but got {num_classes}.")
+        names = self.label_names = label_names(self.train_dataset, num_classes)
+        try:
+            loss = create_classification_loss(self.loss_type, num_classes=num_classes, alpha=self.options.ls_alpha,
+                                              soft_targets=mixup_active(self.args),
+                                              **self.options.loss_kwargs(self.loss_type, names))
+        except ValueError as err:
+            raise LaunchError(str(err)) from err
+        _logger.info(f"hf-labelsmooth: {loss.name} (alpha {loss.alpha}) in place of train.py's criterion")
+        return loss
+
+    def create_optimizer(self, original: Callable, model: Any, *rest: Any, **kwargs: Any) -> Any:
+        if self.task is None or not isinstance(model, RelationTrainableModule):
+            return original(model, *rest, **kwargs)
+        optimizer = original(model.model, *rest, **kwargs)
+        add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
+                                 weight_decay=self.options.relation_weight_decay,
+                                 network_weight_decay=kwargs.get("weight_decay"))
+        return optimizer
+
+    def get_outdir(self, original: Callable, *args: Any, **kwargs: Any) -> str:
+        self.output_dir = original(*args, **kwargs)
+        return self.output_dir
+
+    def create_loss(self, original: Callable, loss_type: str | None = None, *rest: Any, **kwargs: Any) -> nn.Module:
+        if is_relation_loss_type(loss_type):
+            return RelationPlaceholder(str(loss_type))
+        return original(loss_type, *rest, **kwargs)
+
+    def finish(self) -> LaunchResult:
+        """After train.py: on rank 0, write the matrix the loss learned and its card into train.py's output folder."""
+        task, args, written = self.task, self.args, None
+        if task is not None and self.output_dir is not None and task.loss.learns_relations:
+            from ...relations import save_relations
+
+            written = save_relations(task.loss, self.label_names, Path(self.output_dir) / "relation_matrix",
+                                     source_model=getattr(args, "model", None),
+                                     dataset=dataset_name(args), epochs=task.completed_epochs)
+            _logger.info(f"hf-labelsmooth: wrote the {task.loss.name} relations to {written}")
+        return LaunchResult(task=task, output_dir=self.output_dir, relations_dir=written,
+                            world_size=getattr(args, "world_size", 1), rank=getattr(args, "rank", 0))
+
+
+def _report_epochs(loader: Any, state: LaunchState) -> None:
+    """Give `loader` (its class, so every attribute train.py reads stays its own) an iteration with epoch hooks."""
+    base = type(loader)
+
+    def __iter__(self: Any) -> Iterator[Any]:
+        if state.task is not None:
+            state.task.start_epoch()
+        yield from base.__iter__(self)
+        if state.task is not None:
+            state.task.end_epoch()
+
+    loader.__class__ = type(base.__name__, (base,), {"__iter__": __iter__, "__module__": base.__module__})
+
+
+@contextmanager
+def installed(state: LaunchState) -> Iterator[LaunchState]:
+    """Replace the timm attributes listed in the module docstring with `state`'s hooks; restore them on exit."""
+    loss_types = tuple(timm.loss.LOSS_TYPES) + tuple(relation_loss_types())
+    hooks: list[tuple[Any, str, Any]] = [
+        (timm.utils, "init_distributed_device", state.read_args), (timm.utils, "get_outdir", state.get_outdir),
+        (timm.data, "create_loader", state.create_loader), (timm.data, "create_naflex_loader", state.create_loader),
+        (timm.task, "ClassificationTask", state.classification_task),
+        (timm.optim, "create_optimizer_v2", state.create_optimizer),
+        (timm.loss, "create_classification_loss", state.create_loss),
+        (timm.task, "create_classification_loss", state.create_loss),
+        (timm.task.classification, "create_classification_loss", state.create_loss),
+    ]
+    with ExitStack() as stack:
+        for module, name, hook in hooks:
+            if hasattr(module, name):
+                original = getattr(module, name)
+                stack.callback(setattr, module, name, original)
+                setattr(module, name, functools.wraps(original)(functools.partial(hook, original)))
+        for module in (timm.loss, timm.task):
+            stack.callback(setattr, module, "LOSS_TYPES", module.LOSS_TYPES)
+            module.LOSS_TYPES = loss_types
+        yield state
