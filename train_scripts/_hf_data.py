@@ -1,19 +1,63 @@
-"""Local datasets for the training scripts: image folders, csv/json files, audio folders (no Hub, no torchcodec)."""
+"""Data of the training scripts: `datasets.load_dataset` (Hub or local), image folders, csv/json files, and audio
+read with soundfile (datasets' `Audio()` needs torchcodec + FFmpeg)."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+SPLIT_DIRS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+              "val": "validation", "dev": "validation", "test": "test", "testing": "test"}  # folder name -> split
 
 
 def _require_dir(path: str | None, name: str) -> None:
     if path is not None and not os.path.isdir(path):
         raise FileNotFoundError(f"Expected `{name}` to be a directory but got {path!r}. Pass a folder with one "
                                 "subfolder per class (class_name/file).")
+
+
+def load_named(name: str | None, config: str | None, from_disk: str | None, cache_dir: str | None = None,
+               token: str | None = None) -> Any:
+    """`--dataset_name` through `datasets.load_dataset` (Hub id, or a local imagefolder / csv / json / parquet
+    folder), or `--dataset_from_disk` (a `save_to_disk` folder); None when neither is given."""
+    if name is not None and from_disk is not None:
+        raise ValueError(f"Expected one of --dataset_name and --dataset_from_disk but got both ({name!r}, "
+                         f"{from_disk!r}). Drop one.")
+    if from_disk is not None:
+        from datasets import DatasetDict, load_from_disk
+
+        loaded = load_from_disk(from_disk)
+        return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    if name is None:
+        return None
+    from datasets import load_dataset
+
+    return load_dataset(name, config, cache_dir=cache_dir, token=token)
+
+
+def data_source(name: str | None, from_disk: str | None, *paths: str | None) -> str | None:
+    """What the run trained on, for the model card: the dataset name, else the folder holding the local files."""
+    if name or from_disk:
+        return name or from_disk
+    given = [os.path.abspath(p) for p in paths if p]
+    if not given:
+        return None
+    root = os.path.commonpath(given)
+    if os.path.isfile(root) or (len(given) == 1 and Path(root).name.lower() in SPLIT_DIRS):
+        root = os.path.dirname(root)  # train.csv, or data/train: the data set is the folder above
+    return root
+
+
+def check_column(dataset: Any, column: str, flag: str) -> None:
+    """Raise when a split lacks `column`, naming the columns there are and the flag to set."""
+    for split, data in dataset.items():
+        if column not in data.column_names:
+            raise ValueError(f"Expected a column {column!r} in split {split!r} but got {data.column_names}. Set "
+                             f"{flag} to one of them.")
 
 
 def load_imagefolder(train_dir: str | None, validation_dir: str | None, cache_dir: str | None = None) -> Any:
@@ -25,8 +69,8 @@ def load_imagefolder(train_dir: str | None, validation_dir: str | None, cache_di
     data_files = {split: os.path.join(path, "**") for split, path in
                   (("train", train_dir), ("validation", validation_dir)) if path is not None}
     if not data_files:
-        raise ValueError("Expected `--train_dir` and/or `--validation_dir` (or `--dataset_name` of a local "
-                         "dataset) but got none.")
+        raise ValueError("Expected --dataset_name (a Hub dataset or image folder) or --train_dir / --validation_dir "
+                         "but got none.")
     return load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir)
 
 
@@ -37,13 +81,28 @@ def load_text_files(train_file: str | None, validation_file: str | None, test_fi
 
     files = {s: f for s, f in (("train", train_file), ("validation", validation_file), ("test", test_file)) if f}
     if not files:
-        raise ValueError("Expected `--train_file` and/or `--validation_file` (csv or json) but got none.")
+        raise ValueError("Expected --dataset_name (a Hub dataset or a folder of csv / json files) or --train_file / "
+                         "--validation_file (csv or json) but got none.")
     extension = Path(next(iter(files.values()))).suffix.lstrip(".").lower()
     if extension not in ("csv", "json", "jsonl"):
         raise ValueError(f"Expected csv or json files but got {extension!r} ({files}). Convert the data first.")
     builder = "json" if extension in ("json", "jsonl") else "csv"
     kwargs = {"encoding": encoding} if encoding and builder == "csv" else {}
     return load_dataset(builder, data_files=files, cache_dir=cache_dir, **kwargs)
+
+
+def audio_split_dirs(root: str) -> dict[str, str] | None:
+    """``{split: folder}`` of an audio folder (root/split/class/clip.wav, or root/class/clip.wav as one train split);
+    None when `root` holds no audio files in that layout (a Hub id, or csv / json / parquet data)."""
+    path = Path(root)
+    if not path.is_dir():
+        return None
+    splits = {SPLIT_DIRS[d.name.lower()]: str(d) for d in sorted(path.iterdir())
+              if d.is_dir() and d.name.lower() in SPLIT_DIRS}
+    candidates = splits or {"train": str(path)}
+    if all(any(f.suffix.lower() in AUDIO_EXTENSIONS for f in Path(d).glob("*/*")) for d in candidates.values()):
+        return candidates
+    return None
 
 
 def _audio_rows(directory: str) -> tuple[list[str], list[Path]]:
@@ -56,42 +115,66 @@ def _audio_rows(directory: str) -> tuple[list[str], list[Path]]:
     return classes, files
 
 
-def _read_audio_split(directory: str, names: list[str]) -> dict[str, list]:
-    """Columns audio (mono float32), sampling_rate and label (index in `names`) of one folder, via soundfile."""
-    import soundfile as sf
+def load_audio_folder(splits: dict[str, str | None]) -> Any:
+    """A `DatasetDict` of ``audio`` (``{"bytes": None, "path": file}``, read later by `read_audio`) and ``label``.
 
-    classes, files = _audio_rows(directory)
-    unknown = sorted(set(classes) - set(names))
-    if unknown:
-        raise ValueError(f"Expected the classes of {directory!r} within {names} but got extra {unknown}.")
-    rows: dict[str, list] = {"audio": [], "sampling_rate": [], "label": []}
-    for path in files:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        rows["audio"].append(data.mean(axis=1))
-        rows["sampling_rate"].append(int(rate))
-        rows["label"].append(names.index(path.parent.name))
-    return rows
-
-
-def load_audio_folder(train_dir: str | None, validation_dir: str | None) -> Any:
-    """A `DatasetDict` of ``audio`` (float32 mono array), ``sampling_rate`` and ``label`` (ClassLabel).
-
-    Audio is read with soundfile and kept as raw arrays: datasets' `Audio()` feature needs torchcodec + FFmpeg.
-    Class names are the subfolder names of `train_dir` (or `validation_dir`).
+    The layout of datasets' audiofolder (split/class_name/clip.wav), without its `Audio()` feature: that needs
+    torchcodec + FFmpeg even to build the dataset. Class names are the subfolder names of the first split.
     """
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    _require_dir(train_dir, "train_dir")
-    _require_dir(validation_dir, "validation_dir")
-    splits = {s: d for s, d in (("train", train_dir), ("validation", validation_dir)) if d is not None}
+    for split, directory in splits.items():
+        _require_dir(directory, f"{split} audio folder")
+    splits = {s: d for s, d in splits.items() if d is not None}
     if not splits:
-        raise ValueError("Expected `--train_dir` and/or `--validation_dir` (audio folders) but got none.")
+        raise ValueError("Expected --dataset_name (an audio folder or Hub dataset) or --train_dir / "
+                         "--validation_dir (audio folders) but got none.")
     names = _audio_rows(next(iter(splits.values())))[0]
-    features = Features({"audio": Sequence(Value("float32")), "sampling_rate": Value("int32"),
+    features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")},
                          "label": ClassLabel(names=names)})
-    result = {split: Dataset.from_dict(_read_audio_split(directory, names), features=features)
-              for split, directory in splits.items()}
+    result = {}
+    for split, directory in splits.items():
+        classes, files = _audio_rows(directory)
+        unknown = sorted(set(classes) - set(names))
+        if unknown:
+            raise ValueError(f"Expected the classes of {directory!r} within {names} but got extra {unknown}.")
+        rows = {"audio": [{"bytes": None, "path": str(f)} for f in files],
+                "label": [names.index(f.parent.name) for f in files]}
+        result[split] = Dataset.from_dict(rows, features=features)
     return DatasetDict(result)
+
+
+def read_audio(value: Any, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sampling rate) of one audio cell, read with soundfile (no torchcodec).
+
+    Args:
+        value: ``{"bytes", "path"}`` (datasets' `Audio(decode=False)`, `load_audio_folder`) or raw samples.
+        rate: The sampling rate of raw samples (a ``sampling_rate`` column).
+    """
+    if not isinstance(value, dict):
+        if rate is None:
+            raise ValueError("Expected a sampling rate column beside raw audio samples but got none: pass "
+                             "--sampling_rate_column_name.")
+        return np.asarray(value, dtype=np.float32), int(rate)
+    try:
+        import soundfile as sf
+    except ImportError:
+        raise ImportError("Expected soundfile to read audio but it is not installed: pip install "
+                          "'hf_labelsmooth[audio]'.") from None
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
+    data, sampling_rate = sf.read(source, dtype="float32", always_2d=True)
+    return data.mean(axis=1), int(sampling_rate)
+
+
+def decode_audio_columns(dataset: Any) -> Any:
+    """Cast every `Audio()` column to ``decode=False`` so that `read_audio` (soundfile) reads it."""
+    from datasets import Audio
+
+    for split in dataset.values():
+        for name, feature in split.features.items():
+            if isinstance(feature, Audio) and feature.decode:
+                return dataset.cast_column(name, Audio(decode=False))
+    return dataset
 
 
 def resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
