@@ -99,6 +99,8 @@ def load_model(auto_model: Any, model_args: ModelArguments, names: list[str], ta
     config = AutoConfig.from_pretrained(model_args.config_name or model_args.model_name_or_path,
                                         num_labels=len(names), label2id=label2id, id2label=id2label,
                                         finetuning_task=task, **model_args.hub)
+    if getattr(config, "label_names", None) is not None:  # timm_wrapper would save the checkpoint's names, not ours
+        config.label_names = list(names)
     if model_args.model_name_or_path is None:
         logger.info("Training a new %s model from scratch (config %s).", config.model_type, model_args.config_name)
         return auto_model.from_config(config, trust_remote_code=model_args.trust_remote_code)

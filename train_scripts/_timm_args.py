@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--relation-lr", float, None, "learning rate of LS++/LLS matrices (default: --lr)"),
         ("--relation-weight-decay", float, -1.0, "weight decay of LS++/LLS matrices (default -1: the method's, "
                                                 "docs/methods.md: the network's for LS++ as its authors, 0 for LLS)"),
-        ("--relation-matrix", str, None, "ClassRelationMatrix directory or Hub repo: fixed prior (relation_prior)"),
+        ("--relation-matrix", str, None, "fixed prior (relation_prior): a matrix folder or Hub repo, or a model "
+                                         "folder / repo holding relation_matrix/"),
         ("--relation-top-n", int, None, "ols / lspp / lls: keep N related classes per row (sparse, for large K)"),
     ])
     return parser
