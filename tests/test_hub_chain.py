@@ -38,6 +38,26 @@ def pushed_files(hub: RecordingHub, repo_id: str) -> dict[str, bytes]:
     return [c for c in hub.commits if c["repo_id"] == repo_id][-1]["files"]
 
 
+def check_pushed_commit(files: dict[str, bytes], out: Path) -> bytes:
+    """The last commit holds model, matrix and card; the card and config name method, alpha, data and model."""
+    assert {"config.json", "model.safetensors", "README.md", "relation_matrix/config.json",
+            "relation_matrix/relation_matrix.safetensors", "relation_matrix/README.md"} <= set(files)
+    local = (out / "relation_matrix" / "relation_matrix.safetensors").read_bytes()
+    assert files["relation_matrix/relation_matrix.safetensors"] == local  # the final matrix, in the same commit
+    config = json.loads(files["relation_matrix/config.json"])
+    assert (config["method"], config["alpha"], config["epochs"]) == ("ols", 0.5, 2)
+    assert config["dataset"] == "digits (local)"
+    assert config["source_model"] == "none: trained from scratch from the config convnext-digits (local)"
+    card = files["README.md"].decode()
+    assert "| Loss (`--label_smoothing_method`) | `ols`: Online Label Smoothing (OLS) |" in card
+    assert "| α (mass moved off the one-hot) | 0.5 (" in card and "| Dataset | digits (local) |" in card
+    assert "[`relation_matrix/`](relation_matrix/README.md)" in card
+    assert "--relation_matrix alice/digits-ols" in card
+    assert "\ndatasets:" not in card.split("\n---\n")[0] and "imagefolder" not in card  # local data: no Hub id
+    assert 'load_relations("alice/digits-ols")' in files["relation_matrix/README.md"].decode()
+    return local
+
+
 @pytest.mark.slow
 def test_train_push_reuse_and_show_by_repo_id(tmp_path: Path) -> None:
     make_digits_imagefolder(tmp_path / "digits", n_train=96, n_val=48)
@@ -47,21 +67,7 @@ def test_train_push_reuse_and_show_by_repo_id(tmp_path: Path) -> None:
         run([script, "--config_name", str(CONFIGS / "convnext-digits"), "--dataset_name", "digits",
              "--label_smoothing_method", "ols", "--output_dir", "first", "--push_to_hub", "--hub_model_id",
              "alice/digits-ols", *TRAIN], env, tmp_path)
-        files = pushed_files(hub, "alice/digits-ols")
-        assert {"config.json", "model.safetensors", "README.md", "relation_matrix/config.json",
-                "relation_matrix/relation_matrix.safetensors", "relation_matrix/README.md"} <= set(files)
-        local = (tmp_path / "first" / "relation_matrix" / "relation_matrix.safetensors").read_bytes()
-        assert files["relation_matrix/relation_matrix.safetensors"] == local  # the final matrix, in the same commit
-        config = json.loads(files["relation_matrix/config.json"])
-        assert (config["method"], config["alpha"], config["dataset"], config["epochs"]) == ("ols", 0.5,
-                                                                                          "digits (local)", 2)
-        assert config["source_model"] == "none: trained from scratch from the config convnext-digits (local)"
-        card = files["README.md"].decode()
-        assert "| Loss (`--label_smoothing_method`) | `ols`: Online Label Smoothing (OLS) |" in card
-        assert "| α (mass moved off the one-hot) | 0.5 (" in card and "| Dataset | digits (local) |" in card
-        assert "[`relation_matrix/`](relation_matrix/README.md)" in card and "--relation_matrix alice/digits-ols" in card
-        assert "\ndatasets:" not in card.split("\n---\n")[0] and "imagefolder" not in card  # local data: no Hub id
-        assert 'load_relations("alice/digits-ols")' in files["relation_matrix/README.md"].decode()
+        local = check_pushed_commit(pushed_files(hub, "alice/digits-ols"), tmp_path / "first")
 
         second = run([script, "--config_name", str(CONFIGS / "convnext-digits"), "--dataset_name", "digits",
                       "--relation_matrix", "alice/digits-ols", "--output_dir", "second", *TRAIN], env, tmp_path)
@@ -113,7 +119,8 @@ def test_a_model_repo_resolves_to_its_relation_matrix_folder(tmp_path: Path) -> 
     assert result.returncode == 1, result.stderr[-3000:]
     assert "LOADED ols ['a', 'b', 'c']" in result.stdout
     message = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))
-    assert "'alice/model-without-matrix'" in message and "(ce, ls, " in message and "Only lls, lspp, ols learn one" in message
+    assert "'alice/model-without-matrix'" in message and "(ce, ls, " in message
+    assert "Only lls, lspp, ols learn one" in message
     assert "hf-labelsmooth show: error: Expected a class-relation matrix in Hub repo" in result.stderr
     fetched = [p for m, p in hub.requests if "/resolve/" in p]
     assert "/alice/model-with-matrix/resolve/main/relation_matrix/relation_matrix.safetensors" in fetched

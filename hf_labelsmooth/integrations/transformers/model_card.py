@@ -56,8 +56,9 @@ def card_section(method: str, alpha: float, source_model: str | None, dataset: s
              *(f"| {key} | {value} |" for key, value in rows)]
     if learns_relations:
         repo = repo_id or "<this repo>"
-        lines += ["", f"Reuse the matrix as fixed smoothing targets (`relation_prior`): `--relation_matrix {repo}` in the "
-                  "training scripts, or in Python:", "", "```python", "from hf_labelsmooth import load_relations", "",
+        lines += ["", "Reuse the matrix as fixed smoothing targets (`relation_prior`): "
+                  f"`--relation_matrix {repo}` in the training scripts, or in Python:", "", "```python",
+                  "from hf_labelsmooth import load_relations", "",
                   f'matrix = load_relations("{repo}")  # reads {ARTIFACT_DIR}/', "```", "",
                   f"Print its most related classes: `hf-labelsmooth show {repo}`."]
     return "\n".join(lines) + "\n"
