@@ -64,10 +64,14 @@ def test_train_push_reuse_and_show_by_repo_id(tmp_path: Path) -> None:
     script = str(ROOT / "train_scripts" / "run_image_classification.py")
     with RecordingHub() as hub:
         env = hub_env(hub, tmp_path)
-        run([script, "--config_name", str(CONFIGS / "convnext-digits"), "--dataset_name", "digits",
+        run([script, *TRAIN, "--config_name", str(CONFIGS / "convnext-digits"), "--dataset_name", "digits",
              "--label_smoothing_method", "ols", "--output_dir", "first", "--push_to_hub", "--hub_model_id",
-             "alice/digits-ols", *TRAIN], env, tmp_path)
+             "alice/digits-ols", "--save_strategy", "epoch", "--hub_always_push"], env, tmp_path)
         local = check_pushed_commit(pushed_files(hub, "alice/digits-ols"), tmp_path / "first")
+        summaries = [c["header"]["summary"] for c in hub.commits]
+        assert summaries[:2] == ["Training in progress, epoch 1", "Training in progress, epoch 2"]
+        for commit in hub.commits:  # every pushed state of the repo pairs the model with a matrix
+            assert {"model.safetensors", "relation_matrix/relation_matrix.safetensors"} <= set(commit["files"])
 
         second = run([script, "--config_name", str(CONFIGS / "convnext-digits"), "--dataset_name", "digits",
                       "--relation_matrix", "alice/digits-ols", "--output_dir", "second", *TRAIN], env, tmp_path)
