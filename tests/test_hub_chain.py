@@ -102,6 +102,12 @@ api.create_repo("alice/model-without-matrix")
 api.upload_folder(repo_id="alice/model-without-matrix", folder_path=sys.argv[1], ignore_patterns=["relation_matrix/*"])
 m = ClassRelationMatrix.from_pretrained("alice/model-with-matrix", cache_dir=sys.argv[2])
 print("LOADED", m.method, m.label_names)
+sys.path.insert(0, sys.argv[3])
+from argparse import Namespace
+from train_timm import build_criterion
+flags = Namespace(loss_type="relation_prior", relation_update_every=None, relation_top_n=None, smoothing=0.0,
+                  relation_matrix="alice/model-with-matrix", ls_alpha=None)
+print("TIMM", type(build_criterion(flags, 3, ["a", "b", "c"], False)).__name__)
 try:
     ClassRelationMatrix.from_pretrained("alice/model-without-matrix", cache_dir=sys.argv[2])
 except FileNotFoundError as err:
@@ -118,10 +124,12 @@ def test_a_model_repo_resolves_to_its_relation_matrix_folder(tmp_path: Path) -> 
     (model / "config.json").write_text(json.dumps({"model_type": "convnext", "num_labels": 3}))
     ClassRelationMatrix.from_loss(create_loss("ols", 3), ["a", "b", "c"]).save_pretrained(model / "relation_matrix")
     with RecordingHub() as hub:
-        result = subprocess.run([sys.executable, "-c", SCRIPT, str(model), str(tmp_path / "cache")],
+        result = subprocess.run([sys.executable, "-c", SCRIPT, str(model), str(tmp_path / "cache"),
+                                 str(ROOT / "train_scripts")],
                                 env=hub_env(hub, tmp_path), capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "LOADED ols ['a', 'b', 'c']" in result.stdout
+    assert "TIMM RelationPrior" in result.stdout  # train_timm.py --relation-matrix takes the model repo too
     message = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))
     assert "'alice/model-without-matrix'" in message and "(ce, ls, " in message
     assert "Only lls, lspp, ols learn one" in message

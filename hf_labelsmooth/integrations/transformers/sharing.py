@@ -42,9 +42,9 @@ class RelationSharingMixin:
         For a method that learns none, a ``relation_matrix/`` left there by an earlier run is removed: it would be
         read as this model's.
         """
-        directory = Path(output_dir or self.args.output_dir) / ARTIFACT_DIR
         if not self.args.should_save:
             return
+        directory = Path(output_dir or self.args.output_dir) / ARTIFACT_DIR
         if not self.relation_loss.learns_relations:
             if is_own_config(directory / CONFIG_FILE):
                 logger.warning("Removing %s: written by an earlier run, and %s learns no matrix.", directory,
