@@ -1,20 +1,17 @@
-"""Data of the training scripts: `datasets.load_dataset` (Hub or local), image folders, csv/json files, and audio
-read with soundfile (datasets' `Audio()` needs torchcodec + FFmpeg)."""
+"""Data of the training scripts: `datasets.load_dataset` (Hub or local), image folders, csv/json files (audio:
+`_hf_audio`)."""
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SPLIT_DIRS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
               "val": "validation", "dev": "validation", "test": "test", "testing": "test"}  # folder name -> split
 
 
-def _require_dir(path: str | None, name: str) -> None:
+def require_dir(path: str | None, name: str) -> None:
     if path is not None and not os.path.isdir(path):
         raise FileNotFoundError(f"Expected `{name}` to be a directory but got {path!r}. Pass a folder with one "
                                 "subfolder per class (class_name/file).")
@@ -60,12 +57,22 @@ def check_column(dataset: Any, column: str, flag: str) -> None:
                              f"{flag} to one of them.")
 
 
+def class_names(dataset: Any, column: str) -> list[str]:
+    """The class names of a `ClassLabel` column (of the train split, else the first one)."""
+    split = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
+    feature = split.features[column]
+    if not hasattr(feature, "names"):
+        raise ValueError(f"Expected class labels (a ClassLabel column) in {column!r} but got {feature}. Encode it "
+                         "first (dataset.class_encode_column) or pick another --label_column_name.")
+    return list(feature.names)
+
+
 def load_imagefolder(train_dir: str | None, validation_dir: str | None, cache_dir: str | None = None) -> Any:
     """A `DatasetDict` (``image``, ``label`` ClassLabel) from ``train_dir/class/*.png`` style folders."""
     from datasets import load_dataset
 
-    _require_dir(train_dir, "train_dir")
-    _require_dir(validation_dir, "validation_dir")
+    require_dir(train_dir, "train_dir")
+    require_dir(validation_dir, "validation_dir")
     data_files = {split: os.path.join(path, "**") for split, path in
                   (("train", train_dir), ("validation", validation_dir)) if path is not None}
     if not data_files:
@@ -89,110 +96,3 @@ def load_text_files(train_file: str | None, validation_file: str | None, test_fi
     builder = "json" if extension in ("json", "jsonl") else "csv"
     kwargs = {"encoding": encoding} if encoding and builder == "csv" else {}
     return load_dataset(builder, data_files=files, cache_dir=cache_dir, **kwargs)
-
-
-def audio_split_dirs(root: str) -> dict[str, str] | None:
-    """``{split: folder}`` of an audio folder (root/split/class/clip.wav, or root/class/clip.wav as one train split);
-    None when `root` holds no audio files in that layout (a Hub id, or csv / json / parquet data)."""
-    path = Path(root)
-    if not path.is_dir():
-        return None
-    splits = {SPLIT_DIRS[d.name.lower()]: str(d) for d in sorted(path.iterdir())
-              if d.is_dir() and d.name.lower() in SPLIT_DIRS}
-    candidates = splits or {"train": str(path)}
-    if all(any(f.suffix.lower() in AUDIO_EXTENSIONS for f in Path(d).glob("*/*")) for d in candidates.values()):
-        return candidates
-    return None
-
-
-def _audio_rows(directory: str) -> tuple[list[str], list[Path]]:
-    classes = sorted(p.name for p in Path(directory).iterdir() if p.is_dir())
-    files = [f for c in classes for f in sorted((Path(directory) / c).iterdir())
-             if f.suffix.lower() in AUDIO_EXTENSIONS]
-    if not classes or not files:
-        raise FileNotFoundError(f"Expected class subfolders with {AUDIO_EXTENSIONS} files in {directory!r} but "
-                                "found none. Lay the data out as DIR/class_name/clip.wav.")
-    return classes, files
-
-
-def load_audio_folder(splits: dict[str, str | None]) -> Any:
-    """A `DatasetDict` of ``audio`` (``{"bytes": None, "path": file}``, read later by `read_audio`) and ``label``.
-
-    The layout of datasets' audiofolder (split/class_name/clip.wav), without its `Audio()` feature: that needs
-    torchcodec + FFmpeg even to build the dataset. Class names are the subfolder names of the first split.
-    """
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-
-    for split, directory in splits.items():
-        _require_dir(directory, f"{split} audio folder")
-    splits = {s: d for s, d in splits.items() if d is not None}
-    if not splits:
-        raise ValueError("Expected --dataset_name (an audio folder or Hub dataset) or --train_dir / "
-                         "--validation_dir (audio folders) but got none.")
-    names = _audio_rows(next(iter(splits.values())))[0]
-    features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")},
-                         "label": ClassLabel(names=names)})
-    result = {}
-    for split, directory in splits.items():
-        classes, files = _audio_rows(directory)
-        unknown = sorted(set(classes) - set(names))
-        if unknown:
-            raise ValueError(f"Expected the classes of {directory!r} within {names} but got extra {unknown}.")
-        rows = {"audio": [{"bytes": None, "path": str(f)} for f in files],
-                "label": [names.index(f.parent.name) for f in files]}
-        result[split] = Dataset.from_dict(rows, features=features)
-    return DatasetDict(result)
-
-
-def read_audio(value: Any, rate: int | None = None) -> tuple[np.ndarray, int]:
-    """(mono float32 samples, sampling rate) of one audio cell, read with soundfile (no torchcodec).
-
-    Args:
-        value: ``{"bytes", "path"}`` (datasets' `Audio(decode=False)`, `load_audio_folder`) or raw samples.
-        rate: The sampling rate of raw samples (a ``sampling_rate`` column).
-    """
-    if not isinstance(value, dict):
-        if rate is None:
-            raise ValueError("Expected a sampling rate column beside raw audio samples but got none: pass "
-                             "--sampling_rate_column_name.")
-        return np.asarray(value, dtype=np.float32), int(rate)
-    try:
-        import soundfile as sf
-    except ImportError:
-        raise ImportError("Expected soundfile to read audio but it is not installed: pip install "
-                          "'hf_labelsmooth[audio]'.") from None
-    source = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
-    data, sampling_rate = sf.read(source, dtype="float32", always_2d=True)
-    return data.mean(axis=1), int(sampling_rate)
-
-
-def decode_audio_columns(dataset: Any) -> Any:
-    """Cast every `Audio()` column to ``decode=False`` so that `read_audio` (soundfile) reads it."""
-    from datasets import Audio
-
-    for split in dataset.values():
-        for name, feature in split.features.items():
-            if isinstance(feature, Audio) and feature.decode:
-                return dataset.cast_column(name, Audio(decode=False))
-    return dataset
-
-
-def resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
-    """Resample a mono float array with a polyphase filter (scipy); unchanged when the rates agree."""
-    if rate == target_rate:
-        return np.asarray(audio, dtype=np.float32)
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(int(rate), int(target_rate))
-    return resample_poly(np.asarray(audio, dtype=np.float32), target_rate // g, rate // g).astype(np.float32)
-
-
-def random_subsample(audio: np.ndarray, max_length: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A random crop of at most `max_length` seconds (as the HF audio-classification example)."""
-    sample_length = int(round(sample_rate * max_length))
-    if len(audio) <= sample_length:
-        return audio
-    offset = int(rng.integers(0, len(audio) - sample_length))
-    return audio[offset:offset + sample_length]

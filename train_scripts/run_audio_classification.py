@@ -31,8 +31,8 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, 
 
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
-from _hf_data import (audio_split_dirs, check_column, data_source, decode_audio_columns, load_audio_folder,
-                      load_named, random_subsample, read_audio, resample)
+from _hf_audio import audio_split_dirs, decode_audio_columns, load_audio_folder, random_subsample, read_audio, resample
+from _hf_data import check_column, class_names, data_source, load_named
 from _hf_run import (ModelArguments, finish, load_model, load_processor, parse_arguments, resolve_checkpoint,
                      setup_logging, train_and_evaluate, trainer_sources)
 
@@ -72,7 +72,7 @@ class AudioModelArguments(ModelArguments):
 
 
 def load_data(data_args: DataTrainingArguments, model_args: ModelArguments):
-    """(train, evaluation) splits; local audio folders are read with soundfile, others through load_dataset."""
+    """(train, evaluation, class names); local audio folders are read with soundfile, others via load_dataset."""
     folders = audio_split_dirs(data_args.dataset_name) if data_args.dataset_name else None
     if folders is not None:
         dataset = load_audio_folder(folders)
@@ -83,7 +83,8 @@ def load_data(data_args: DataTrainingArguments, model_args: ModelArguments):
         dataset = load_audio_folder({"train": data_args.train_dir, "validation": data_args.validation_dir})
     check_column(dataset, data_args.audio_column_name, "--audio_column_name")
     check_column(dataset, data_args.label_column_name, "--label_column_name")
-    return dataset.get(data_args.train_split_name), dataset.get(data_args.eval_split_name)
+    names = class_names(dataset, data_args.label_column_name)
+    return dataset.get(data_args.train_split_name), dataset.get(data_args.eval_split_name), names
 
 
 def make_transform(data_args: DataTrainingArguments, extractor, with_mask: bool, train: bool, seed: int):
@@ -126,8 +127,7 @@ def main() -> dict[str, float]:
     checkpoint = resolve_checkpoint(training_args)
     training_args.remove_unused_columns = False  # set_transform reads the raw audio columns
     set_seed(training_args.seed)
-    train, evaluation = load_data(data_args, model_args)
-    names = (train or evaluation).features[data_args.label_column_name].names
+    train, evaluation, names = load_data(data_args, model_args)
     extractor = load_processor(AutoFeatureExtractor, model_args.feature_extractor_name, model_args)
     model = load_model(AutoModelForAudioClassification, model_args, names, "audio-classification")
     freeze = model_args.freeze_feature_encoder

@@ -27,7 +27,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, se
 
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
-from _hf_data import check_column, data_source, load_imagefolder, load_named
+from _hf_data import check_column, class_names, data_source, load_imagefolder, load_named
 from _hf_run import (ModelArguments, finish, load_model, load_processor, parse_arguments, resolve_checkpoint,
                      setup_logging, train_and_evaluate, trainer_sources)
 
@@ -124,7 +124,7 @@ def main() -> dict[str, float]:
     training_args.remove_unused_columns = False  # set_transform reads the raw image column
     set_seed(training_args.seed)
     dataset = load_data(data_args, model_args)
-    names = dataset["train" if "train" in dataset else "validation"].features[data_args.label_column_name].names
+    names = class_names(dataset, data_args.label_column_name)
     model = load_model(AutoModelForImageClassification, model_args, names, "image-classification")
     processor = load_processor(AutoImageProcessor, model_args.image_processor_name, model_args)
     train_tf, eval_tf = build_transforms(processor, data_args.augment)
