@@ -14,7 +14,7 @@ from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer, create_lo
 from hf_labelsmooth.integrations.transformers.checkpoint import load_loss_state
 from hf_labelsmooth.integrations.transformers.model_card import describe_source, hub_id, round_epochs
 from hf_labelsmooth.metrics import classification_metrics
-from trainer_digits import DigitsDataset, digits_args, tiny_model, train_digits
+from trainer_digits import DigitsDataset, digits_args, interrupted_then_resumed, tiny_model, train_digits
 
 
 class StepCounter(TrainerCallback):
@@ -116,3 +116,21 @@ def test_sources_are_hub_ids_or_local_folder_names(tmp_path: Path, monkeypatch) 
     assert describe_source(None) is None and describe_source("") is None
     assert hub_id("beans") == "beans" and hub_id("digits (local)") is None and hub_id("none: from scratch") is None
     assert (round_epochs(2.9999999), round_epochs(2.6666666), round_epochs(None)) == (3, 2.67, None)
+
+
+@pytest.mark.slow
+def test_resuming_from_a_checkpoint_at_an_epoch_boundary_ends_where_the_full_run_does(tmp_path: Path) -> None:
+    """Step checkpoints that close an epoch hold that epoch's OLS refresh (saved before the epoch-end event)."""
+    full = train_digits(str(tmp_path / "full"), "ols", n_train=128, save_strategy="steps", save_steps=4)
+    resumed = interrupted_then_resumed(str(tmp_path / "cut"), "ols", 32, 128, save_steps=4)  # 4 steps per epoch
+    assert resumed.state.global_step == full.state.global_step == 8
+    assert torch.allclose(resumed.relation_loss.relation_matrix(), full.relation_loss.relation_matrix(), atol=1e-5)
+    for (name, a), b in zip(resumed.model.state_dict().items(), full.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), name
+    again = LabelSmoothingTrainer(model=tiny_model(seed=1), train_dataset=DigitsDataset(128),
+                                  args=digits_args(str(tmp_path / "full"), "ols", 32, save_strategy="steps",
+                                                   save_steps=4))
+    again.train(resume_from_checkpoint=True)  # the finished run's last checkpoint: nothing left to train
+    again.save_model(str(tmp_path / "final"))
+    saved = ClassRelationMatrix.from_pretrained(tmp_path / "final").matrix
+    assert torch.equal(saved, full.relation_loss.relation_matrix())
