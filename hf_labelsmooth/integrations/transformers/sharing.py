@@ -1,5 +1,6 @@
 """Saving and sharing a `LabelSmoothingTrainer` run: the matrix beside the model, the best checkpoint's matrix, one
-Hub commit with model + matrix + card. A mixin so that trainer.py keeps to training."""
+Hub commit with model + matrix + card. The base class of `LabelSmoothingTrainer`, so that trainer.py keeps to
+training."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from transformers import Trainer
+
+from ...losses.base import RelationLoss
 from ...relations import ARTIFACT_DIR, save_relations
 from ...relations.io import CONFIG_FILE, is_own_config
 from .checkpoint import load_loss_state
@@ -15,17 +19,21 @@ from .model_card import add_card_section, card_section, hub_id, round_epochs
 logger = logging.getLogger(__name__)
 
 
-class RelationSharingMixin:
-    """`Trainer` overrides of `LabelSmoothingTrainer` for saving, pushing and the model card.
+class RelationSharingTrainer(Trainer):
+    """`Trainer` overrides for saving, pushing and the model card; `LabelSmoothingTrainer` sets the attributes."""
 
-    Reads the trainer's `relation_loss`, `class_names`, `source_model`, `dataset` and `dataset_config`.
-    """
+    relation_loss: RelationLoss
+    class_names: list[str]
+    source_model: str | None
+    dataset: str | None
+    dataset_config: str | None
 
     def _load_best_model(self) -> None:
         super()._load_best_model()
-        if not load_loss_state(self.relation_loss, self.state.best_model_checkpoint):
+        best = str(self.state.best_model_checkpoint)  # set: the Trainer only loads the best model when it is
+        if not load_loss_state(self.relation_loss, best):
             logger.warning("No relation_loss.safetensors in %s: the saved matrix is the last step's, not the best "
-                           "checkpoint's.", self.state.best_model_checkpoint)
+                           "checkpoint's.", best)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both."""

@@ -6,7 +6,6 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
-from transformers import Trainer
 
 from ...losses import create_loss
 from ...losses.base import RelationLoss
@@ -16,7 +15,7 @@ from ...relations import load_relations, needs_topk_artifact
 from .callbacks import RelationLossCallback
 from .checkpoint import check_resumable, load_loss_state, save_loss_state
 from .model_card import describe_source
-from .sharing import RelationSharingMixin
+from .sharing import RelationSharingTrainer
 from .training_args import LabelSmoothingTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
                        **kwargs)
 
 
-class LabelSmoothingTrainer(RelationSharingMixin, Trainer):
+class LabelSmoothingTrainer(RelationSharingTrainer):
     """`Trainer` for classifiers with any registered loss (`LabelSmoothingTrainingArguments.label_smoothing_method`).
 
     The loss is per sample, summed and divided by the number of samples of the whole (accumulated, all-process)
