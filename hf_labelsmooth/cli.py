@@ -11,9 +11,10 @@ Handler = Callable[[argparse.Namespace], int]
 def add_show(subparsers: argparse._SubParsersAction) -> None:
     """``show DIR_OR_REPO [--top 5] [--png out.png]``: top related classes per class, optional heatmap."""
     parser = subparsers.add_parser("show", help="Print the top related classes of a saved class-relation matrix.",
-                                   description="Load a class-relation matrix (directory or Hub repo id), print "
+                                   description="Load a class-relation matrix (folder or Hub repo id), print "
                                                "the most related classes of every class, optionally save a heatmap.")
-    parser.add_argument("path_or_repo", metavar="DIR_OR_REPO", help="directory from save_pretrained, or a repo id")
+    parser.add_argument("path_or_repo", metavar="DIR_OR_REPO",
+                        help="a matrix folder or Hub repo, or a saved model's (its relation_matrix/ is read)")
     parser.add_argument("--top", type=int, default=5, help="related classes per class (default: 5)")
     parser.add_argument("--png", default=None,
                         help="write the heatmap to this file (PNG; .jpg, .svg or .pdf by suffix)")
@@ -50,15 +51,20 @@ def format_summary(matrix, top: int) -> str:
 
     Every name and metadata value comes from a possibly untrusted config.json: all are printed escaped.
     """
+    from .relations.card import UNIFORM_NOTE
+
     meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in ("method", "alpha", "source_model", "dataset",
                                                                        "epochs") if getattr(matrix, k) is not None)
     lines = [f"class-relation matrix: K={matrix.num_classes}" + (f", {meta}" if meta else ""),
              f"top {min(top, matrix.num_classes - 1)} related classes (row: true class, self excluded):"]
     names = {name: printable(name) for name in matrix.label_names}
     width = max(len(name) for name in names.values())
-    for name, related in zip(matrix.label_names, matrix.top_related(top)):
-        cells = ", ".join(f"{names[other]} ({prob:.3f})" for other, prob in related)
-        lines.append(f"  {names[name]:<{width}}  {cells}")
+    uniform = matrix.uniform_rows()
+    for name, related, flat in zip(matrix.label_names, matrix.top_related(top), uniform):
+        text = "(uniform row)" if flat else ", ".join(f"{names[other]} ({prob:.3f})" for other, prob in related)
+        lines.append(f"  {names[name]:<{width}}  {text}")
+    if any(uniform):
+        lines.append(f"{sum(uniform)} uniform row(s): {UNIFORM_NOTE}.")
     return "\n".join(lines)
 
 

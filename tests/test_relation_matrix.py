@@ -245,7 +245,8 @@ def test_trainer_output_dir_resolves_to_artifact_subfolder(tmp_path):
     assert ClassRelationMatrix.from_pretrained(tmp_path).label_names == NAMES
     assert ClassRelationMatrix.from_pretrained(tmp_path.parent, subfolder=tmp_path.name).method == "lls"
     (tmp_path / "relation_matrix" / "config.json").rename(tmp_path / "relation_matrix" / "other.json")
-    with pytest.raises(ValueError, match="a model's config"):
+    rio.write_tensors(tmp_path / "relation_matrix.safetensors", {"relation_matrix": HAND}, {})
+    with pytest.raises(FileNotFoundError, match="Expected a class-relation matrix in .* it holds a model trained"):
         ClassRelationMatrix.from_pretrained(tmp_path)
 
 

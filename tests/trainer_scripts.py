@@ -46,9 +46,10 @@ def check_method_result(method: str, result: dict[str, Any], num_classes: int) -
     first, last = mean(result["losses"][epochs[0]]), mean(result["losses"][epochs[-1]])
     assert last < first, f"{method}: loss did not decrease {result['losses']}"
     assert 0.0 <= result["metrics"]["eval_accuracy"] <= 1.0
+    assert {"eval_nll", "eval_ece"} <= set(result["metrics"])  # comparable across methods, unlike eval_loss
     matrix = result["matrix"]
-    if method in ("ce", "ls"):  # no learned relations: nothing written
-        assert matrix is None
+    if method in ("ce", "ls"):  # nothing learned, nothing saved
+        assert matrix is None and not (result["out"] / "relation_matrix").exists()
         return
     k = num_classes
     assert matrix.shape == (k, k) and torch.allclose(matrix.sum(-1), torch.ones(k), atol=1e-5)

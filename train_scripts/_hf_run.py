@@ -1,16 +1,60 @@
-"""Shared tail of the training scripts (train_scripts/run_*_classification.py): logging, resume, train, evaluate."""
+"""Shared parts of the training scripts (train_scripts/run_*_classification.py), as in transformers' examples:
+arguments (a single ``.json`` argument is the arguments file), logging, model loading (pretrained or from a
+config), resume, train, evaluate, and the model card / Hub push at the end."""
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from dataclasses import dataclass, field
 from typing import Any
+
+from hf_labelsmooth.integrations.transformers.checkpoint import check_resumable
+from hf_labelsmooth.integrations.transformers.model_card import describe_source
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class ModelArguments:
+    """Which model to fine-tune: a pretrained one (`model_name_or_path`) or a new one from `config_name`."""
+
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "Hub id or local folder of a pretrained model. Leave out to train from scratch from --config_name."})
+    config_name: str | None = field(default=None, metadata={
+        "help": "Config (Hub id, folder or config.json) if not the model's; alone, a new model is trained from "
+                "scratch (e.g. train_scripts/configs/convnext-digits: works offline)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to store downloaded models and data."})
+    model_revision: str = field(default="main", metadata={"help": "Model revision (branch, tag or commit)."})
+    token: str | None = field(default=None, metadata={"help": "Hub token (default: the one of `hf auth login`)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+    ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Re-initialise a head of another size."})
+
+    def __post_init__(self) -> None:
+        if self.model_name_or_path is None and self.config_name is None:
+            raise ValueError("Expected --model_name_or_path (a pretrained model) or --config_name (a config to train "
+                             "from scratch) but got neither. Pass one, e.g. --config_name "
+                             "train_scripts/configs/convnext-digits.")
+
+    @property
+    def hub(self) -> dict[str, Any]:
+        """Keyword arguments of every `from_pretrained` call."""
+        return {"cache_dir": self.cache_dir, "revision": self.model_revision, "token": self.token,
+                "trust_remote_code": self.trust_remote_code}
+
+
+def parse_arguments(dataclass_types: tuple) -> tuple:
+    """Parse the command line, or the JSON file when it is the only argument (as transformers' examples)."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(dataclass_types)
+    if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+    return parser.parse_args_into_dataclasses()
+
+
 def setup_logging(training_args: Any) -> None:
-    """Log to stdout at the level asked by `training_args` (as the HF example scripts)."""
+    """Log to stdout at the level asked by `training_args`, each line once."""
     import datasets
     import transformers
 
@@ -21,18 +65,25 @@ def setup_logging(training_args: Any) -> None:
     level = training_args.get_process_log_level()
     logger.setLevel(level)
     datasets.utils.logging.set_verbosity(level)
+    datasets.utils.logging.disable_propagation()  # datasets has its own handler: the root's would print lines twice
     transformers.utils.logging.set_verbosity(level)
 
 
 def resolve_checkpoint(training_args: Any) -> str | None:
-    """`--resume_from_checkpoint`, else the last checkpoint in `output_dir` when training there again."""
-    if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
-    if training_args.do_train and os.path.isdir(training_args.output_dir):
+    """`--resume_from_checkpoint`, else the last checkpoint in `output_dir` when training there again.
+
+    Raises:
+        ValueError: At once, when that checkpoint comes from a run of another method (with the fixes).
+    """
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and training_args.do_train and os.path.isdir(training_args.output_dir):
         from transformers.trainer_utils import get_last_checkpoint
 
-        return get_last_checkpoint(training_args.output_dir)
-    return None
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None and training_args.do_train:
+        check_resumable(checkpoint, training_args.label_smoothing_method)
+        logger.info("Resuming from %s (start elsewhere with a new --output_dir).", checkpoint)
+    return checkpoint
 
 
 def label_maps(names: list[str]) -> tuple[dict[str, int], dict[int, str]]:
@@ -40,14 +91,45 @@ def label_maps(names: list[str]) -> tuple[dict[str, int], dict[int, str]]:
     return {n: i for i, n in enumerate(names)}, dict(enumerate(names))
 
 
-def train_and_evaluate(trainer: Any, training_args: Any) -> dict[str, float]:
-    """Train (resuming when a checkpoint is found), save the model + relation matrix, then evaluate.
+def load_model(auto_model: Any, model_args: ModelArguments, names: list[str], task: str) -> Any:
+    """`auto_model` (e.g. AutoModelForImageClassification) for `names`: pretrained, or new from `config_name`."""
+    from transformers import AutoConfig
+
+    label2id, id2label = label_maps(names)
+    config = AutoConfig.from_pretrained(model_args.config_name or model_args.model_name_or_path,
+                                        num_labels=len(names), label2id=label2id, id2label=id2label,
+                                        finetuning_task=task, **model_args.hub)
+    if getattr(config, "label_names", None) is not None:  # timm_wrapper would save the checkpoint's names, not ours
+        config.label_names = list(names)
+    if model_args.model_name_or_path is None:
+        logger.info("Training a new %s model from scratch (config %s).", config.model_type, model_args.config_name)
+        return auto_model.from_config(config, trust_remote_code=model_args.trust_remote_code)
+    return auto_model.from_pretrained(model_args.model_name_or_path, config=config,
+                                      ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **model_args.hub)
+
+
+def load_processor(auto_processor: Any, name: str | None, model_args: ModelArguments) -> Any:
+    """The tokenizer / image processor / feature extractor named `name`, else the model's, else the config's."""
+    return auto_processor.from_pretrained(name or model_args.model_name_or_path or model_args.config_name,
+                                          **model_args.hub)
+
+
+def trainer_sources(model_args: ModelArguments, dataset: str | None, dataset_config: str | None) -> dict[str, Any]:
+    """`LabelSmoothingTrainer` keywords naming the base model and data (recorded in the matrix and model card)."""
+    source = model_args.model_name_or_path
+    if source is None:
+        source = f"none: trained from scratch from the config {describe_source(model_args.config_name)}"
+    return {"source_model": source, "dataset": dataset, "dataset_config": dataset_config}
+
+
+def train_and_evaluate(trainer: Any, training_args: Any, checkpoint: str | None) -> dict[str, float]:
+    """Train (from `checkpoint` when given), save the model + relation matrix, then evaluate.
 
     Returns:
         The evaluation metrics (empty without `do_eval`).
     """
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=resolve_checkpoint(training_args))
+        result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
@@ -58,3 +140,12 @@ def train_and_evaluate(trainer: Any, training_args: Any) -> dict[str, float]:
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     return metrics
+
+
+def finish(trainer: Any, training_args: Any, task: str, tags: list[str]) -> None:
+    """Write the model card, and with `--push_to_hub` upload model + ``relation_matrix/`` + card in one commit."""
+    kwargs = {"tasks": task, "tags": [task, *tags]}
+    if training_args.push_to_hub:
+        trainer.push_to_hub(**kwargs)
+    else:
+        trainer.create_model_card(**kwargs)

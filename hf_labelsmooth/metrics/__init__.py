@@ -2,7 +2,7 @@
 `evaluate.Metric` wrapper (``hf_labelsmooth.metrics.ece_metric``, imported on demand: it needs `evaluate`)."""
 from __future__ import annotations
 
-from .classification import compute_accuracy
+from .classification import classification_metrics
 from .functional import expected_calibration_error, relation_stats
 
-__all__ = ["compute_accuracy", "expected_calibration_error", "relation_stats"]
+__all__ = ["classification_metrics", "expected_calibration_error", "relation_stats"]

@@ -127,15 +127,16 @@ class RelationArtifact(abc.ABC):
                         subfolder: str | None = None) -> Any:
         """Load from a directory written by `save_pretrained`, or from a Hub repo id (downloads 2 files).
 
-        A Trainer output directory (model config.json + ``relation_matrix/`` subfolder) is accepted too;
-        `subfolder` selects a folder inside the directory or repository. Called on `RelationArtifact`, returns
-        whichever kind is stored; called on a subclass, refuses the other kind with the fix.
+        A saved model is accepted too: a Trainer output directory or a model repo pushed by the training scripts
+        (model config.json at the root, the artifact in ``relation_matrix/``) resolves to that subfolder.
+        `subfolder` selects another folder inside the directory or repository. Called on `RelationArtifact`,
+        returns whichever kind is stored; called on a subclass, refuses the other kind with the fix.
 
         The folder is untrusted input: non-regular files (devices, FIFOs), oversized files, a malformed config and
         tensors the config does not justify are refused before their data is read.
 
         Raises:
-            FileNotFoundError: Missing directory or files.
+            FileNotFoundError: Missing directory or files, or a model that holds no matrix (e.g. a ce / ls run).
             ValueError: Corrupt/truncated files, a config field of the wrong type, tensors of another save than
                 config.json, or contents failing validation (shape, values, label names).
         """
@@ -195,6 +196,12 @@ class RelationArtifact(abc.ABC):
     @abc.abstractmethod
     def top_related(self, k: int = 3, include_self: bool = False) -> list[list[tuple[str, float]]]:
         """For every class, its `k` most related classes as ``(name, probability)``, highest first."""
+
+    @abc.abstractmethod
+    def uniform_rows(self) -> list[bool]:
+        """Per class, whether its row gives every other class the same mass: a row with no learned relation (e.g.
+        an OLS class with no correctly classified sample in the last period), whose top related classes would only
+        be tie order."""
 
     @abc.abstractmethod
     def plot(self, path: str | os.PathLike | None = None) -> Any:

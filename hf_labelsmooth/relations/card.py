@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
 MAX_TABLE_ROWS = 100
+UNIFORM_NOTE = ("every other class gets the same mass: no learned relation (e.g. an OLS class with no correctly "
+                "classified training sample in the last update period)")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~])")
 
@@ -47,8 +49,9 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     tags = ["hf_labelsmooth", "label-smoothing", "class-relation-matrix"] + ([matrix.method] if matrix.method else [])
     hub_dataset = matrix.dataset if matrix.dataset and HUB_ID.fullmatch(matrix.dataset) else None  # not local paths
     card_data = ModelCardData(library_name="hf_labelsmooth", tags=tags, datasets=[hub_dataset] if hub_dataset else None)
-    rows = [(literal(name), [(literal(other), p) for other, p in related])
-            for name, related in zip(matrix.label_names, matrix.top_related(top_k))]
+    uniform = matrix.uniform_rows()
+    rows = [(literal(name), [(literal(other), p) for other, p in related], flat)
+            for name, related, flat in zip(matrix.label_names, matrix.top_related(top_k), uniform)]
     return ModelCard.from_template(
         card_data, template_path=str(template_path or TEMPLATE_PATH),
         method=matrix.method, method_title=info.title if info else (matrix.method or ""),
@@ -60,7 +63,7 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
         image_file=image_file, top_k=min(top_k, matrix.num_classes - 1), top_rows=rows[:MAX_TABLE_ROWS],
         truncated=len(rows) > MAX_TABLE_ROWS, repo_hint=repo_id or "<user>/<repo>",
         citation=info.bibtex if info else None, top_n=getattr(matrix, "top_n", None),
-        alpha_note=info.alpha_note if info else None,
+        alpha_note=info.alpha_note if info else None, uniform_count=sum(uniform), uniform_note=UNIFORM_NOTE,
     )
 
 

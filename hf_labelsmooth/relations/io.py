@@ -141,6 +141,14 @@ def is_own_config(path: Path) -> bool:
         return False
 
 
+def is_foreign_config(path: Path) -> bool:
+    """True when `path` is a readable JSON config written by another library (e.g. a saved model's config.json)."""
+    try:
+        return read_json(path).get("library_name") != "hf_labelsmooth"
+    except (OSError, ValueError):
+        return False
+
+
 class Folder:
     """A local folder, or a Hub repo folder whose files are downloaded one by one when asked for (`fetch`)."""
 
@@ -156,12 +164,27 @@ class Folder:
         return Path(hf_hub_download(self.repo_id, name, **self.hub_kwargs))
 
 
+def no_matrix_error(where: str) -> FileNotFoundError:
+    """The error for a model folder or repo that holds no class-relation artifact (e.g. a ce / ls run)."""
+    from ..losses.registry import list_losses
+
+    return FileNotFoundError(
+        f"Expected a class-relation matrix in {where} (a config.json written by hf_labelsmooth at its root or in "
+        f"{ARTIFACT_DIR}/) but got none: it holds a model trained with a method that learns no matrix "
+        f"({', '.join(list_losses(learns_relations=False))}), or no artifact at all. Only "
+        f"{', '.join(list_losses(learns_relations=True))} learn one: train with one of them "
+        "(--label_smoothing_method), or pass the folder / repo that holds the matrix.")
+
+
 def resolve_folder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> Folder:
     """The folder holding an artifact: a local directory, or a Hub repo (files fetched only when read).
 
-    A model directory written by an integration (its own config.json, the artifact in ``relation_matrix/``)
-    resolves to that subfolder. A name that is neither a local directory nor of the form ``user/name`` is
-    refused at once (no Hub request).
+    A saved model (a folder or Hub repo whose root config.json is the model's, as a Trainer or script writes it)
+    resolves to its ``relation_matrix/`` subfolder; `subfolder` picks another folder explicitly. A name that is
+    neither a local directory nor of the form ``user/name`` is refused at once (no Hub request).
+
+    Raises:
+        FileNotFoundError: Neither a directory nor a repo id, or a model without a ``relation_matrix/`` folder.
     """
     text = str(path_or_repo)
     if not text.strip():
@@ -170,15 +193,38 @@ def resolve_folder(path_or_repo: str | os.PathLike, **hub_kwargs: Any) -> Folder
     if local.is_dir():
         local = local / (hub_kwargs.get("subfolder") or "")
         nested = local / ARTIFACT_DIR
-        if (nested / CONFIG_FILE).is_file() and not is_own_config(local / CONFIG_FILE):
-            local = nested
+        if not is_own_config(local / CONFIG_FILE):
+            if (nested / CONFIG_FILE).is_file():
+                return Folder(nested)
+            if is_foreign_config(local / CONFIG_FILE):  # a model's config.json and no relation_matrix/
+                raise no_matrix_error(str(local))
         return Folder(local)
     if isinstance(path_or_repo, os.PathLike) or local.exists() or not HUB_REPO_ID.fullmatch(text) or \
             text.startswith("."):
         what = "not a directory" if local.exists() else "no such local folder exists"
         raise FileNotFoundError(f"Expected a directory saved by save_pretrained or a Hub repo id (user/name) but got "
                                 f"{text!r}: {what}.")
-    return Folder(None, text, **hub_kwargs)
+    if hub_kwargs.get("subfolder"):
+        return Folder(None, text, **hub_kwargs)
+    return hub_artifact_folder(text, hub_kwargs)
+
+
+def hub_artifact_folder(repo_id: str, hub_kwargs: dict[str, Any]) -> Folder:
+    """The repo root when its config.json is an artifact's, else its ``relation_matrix/`` subfolder (a model repo)."""
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    root = Folder(None, repo_id, **hub_kwargs)
+    try:
+        if is_own_config(root.fetch(CONFIG_FILE)):
+            return root
+    except RemoteEntryNotFoundError:
+        pass
+    nested = Folder(None, repo_id, **{**hub_kwargs, "subfolder": ARTIFACT_DIR})
+    try:
+        nested.fetch(CONFIG_FILE)
+    except RemoteEntryNotFoundError:
+        raise no_matrix_error(f"Hub repo {repo_id!r}") from None
+    return nested
 
 
 def read_config(path: Path) -> dict[str, Any]:

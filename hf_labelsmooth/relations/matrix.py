@@ -16,6 +16,8 @@ from torch import Tensor
 from . import checks, io, schema
 from .artifact import RelationArtifact
 
+UNIFORM_ATOL = 1e-6  # a row whose off-diagonal entries differ by less is uniform (no learned relation)
+
 
 class ClassRelationMatrix(RelationArtifact):
     """A K×K row-stochastic class-relation matrix R (row y: where smoothing sends the mass of class y).
@@ -113,6 +115,13 @@ class ClassRelationMatrix(RelationArtifact):
         values, indices = m.topk(k, dim=-1)
         return [[(self.label_names[j], float(v)) for v, j in zip(vs.tolist(), js.tolist())]
                 for vs, js in zip(values, indices)]
+
+    def uniform_rows(self) -> list[bool]:
+        """Per class, whether every other class gets the same mass in its row (no learned relation)."""
+        off_diagonal = torch.eye(self.num_classes, dtype=torch.bool)
+        high = self.matrix.masked_fill(off_diagonal, float("-inf")).amax(-1)
+        low = self.matrix.masked_fill(off_diagonal, float("inf")).amin(-1)
+        return ((high - low) <= UNIFORM_ATOL).tolist()
 
     def plot(self, path: str | os.PathLike | None = None):
         """Heatmap of R via `hf_labelsmooth.relations.plot.plot_relation_matrix` (diagonal hidden)."""

@@ -16,19 +16,21 @@ def relations_from_loss(loss: Any, label_names: Sequence[str], **metadata: Any) 
     return kind.from_loss(loss, label_names=list(label_names), **metadata)
 
 
-def save_relations(loss: Any, label_names: Sequence[str], directory: str | os.PathLike, **metadata: Any) -> Path:
+def save_relations(loss: Any, label_names: Sequence[str], directory: str | os.PathLike, *, repo_id: str | None = None,
+                   **metadata: Any) -> Path:
     """Write the relations learned by `loss` as an artifact folder (tensors, config.json, card, heatmap).
 
     Args:
         loss: A `RelationLoss`.
         label_names: Class names in the order of the model's outputs.
         directory: The artifact folder (integrations use ``<output_dir>/relation_matrix``).
+        repo_id: Hub repo the folder is pushed to (shown in the card's usage snippet).
         **metadata: ``source_model``, ``dataset``, ``epochs``; other keys go to the config's ``extra``.
 
     Returns:
         The folder written.
     """
-    return relations_from_loss(loss, label_names, **metadata).save_pretrained(directory)
+    return relations_from_loss(loss, label_names, **metadata).save_pretrained(directory, repo_id=repo_id)
 
 
 def load_relations(path_or_repo: str | os.PathLike, **kwargs: Any) -> RelationArtifact:

@@ -16,6 +16,7 @@ from ..losses.functional import topk_rows
 from ..losses.sparse.slots import DENSE_MATRIX_LIMIT
 from . import checks, io, schema
 from .artifact import RelationArtifact
+from .matrix import UNIFORM_ATOL
 
 
 def needs_topk_artifact(loss: Any) -> bool:
@@ -107,6 +108,18 @@ class RelationTopK(RelationArtifact):
             pairs = sorted(((v, j) for j, v in zip(ids, vals) if include_self or j != row), reverse=True)[:k]
             out.append([(self.label_names[j], float(v)) for v, j in pairs])
         return out
+
+    def uniform_rows(self) -> list[bool]:
+        """Per class, whether its stored entries (self excluded) and its tail share one value (no learned relation)."""
+        k = self.num_classes
+        is_self = self.indices == torch.arange(k)[:, None]
+        high = self.values.masked_fill(is_self, float("-inf")).amax(-1)
+        low = self.values.masked_fill(is_self, float("inf")).amin(-1)
+        free = k - self.top_n - (0 if self.include_self else 1)
+        if free > 0:
+            tail = (1.0 - self.values.double().sum(-1)).clamp_min(0).float() / free
+            high, low = torch.maximum(high, tail), torch.minimum(low, tail)
+        return ((high - low) <= UNIFORM_ATOL).tolist()
 
     def plot(self, path: str | os.PathLike | None = None) -> Any:
         """No heatmap for a top-N table (K is too large to draw); returns None."""

@@ -60,7 +60,7 @@ def create_classification_loss(
         raise ValueError(f"Expected `num_classes` (the model's output size) for loss {loss_type!r} but got None.")
     if smoothing:
         where = "Mixup/CutMix already smooth the soft targets, so it would smooth twice" if soft_targets else \
-            "relation losses take their smoothing weight from `alpha` (--ls-alpha)"
+            "relation losses take the mass moved off the one-hot from `alpha` (--ls-alpha)"
         raise ValueError(f"Expected smoothing=0 with loss {loss_type!r} but got {smoothing}: {where}. "
                          "Pass smoothing=0 (--smoothing 0) and set `alpha` instead.")
     return create_loss(loss_type, num_classes=num_classes, alpha=alpha, **kwargs)

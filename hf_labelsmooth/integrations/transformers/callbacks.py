@@ -14,7 +14,9 @@ class RelationLossCallback(TrainerCallback):
       the DDP-wrapped model, so DDP does not reduce them);
     - after each optimizer step: drop those gradients, and with `update_every` (in optimizer steps, so gradient
       accumulation is accounted for) call `loss.end_epoch()` every N steps (OLS swaps, sparse slots refresh);
-    - at each epoch end: `loss.end_epoch()`, unless on a step period.
+    - otherwise once per epoch: at the step that completes it, before the Trainer saves a checkpoint of that step
+      (a run resumed from it then ends where an uninterrupted one would), or at the epoch end when training stops
+      mid-epoch (`max_steps`).
 
     Args:
         loss: The loss module used by the trainer.
@@ -24,6 +26,7 @@ class RelationLossCallback(TrainerCallback):
     def __init__(self, loss: RelationLoss, update_every: int | None = None) -> None:
         self.loss = loss
         self.update_every = update_every
+        self.refreshed_at: int | None = None  # global step of the last epoch refresh
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         zero_gradients(self.loss)
@@ -33,9 +36,16 @@ class RelationLossCallback(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         zero_gradients(self.loss)
-        if self.update_every is not None and state.global_step % self.update_every == 0:
-            self.loss.end_epoch()
+        if self.update_every is not None:
+            if state.global_step % self.update_every == 0:
+                self.loss.end_epoch()
+        elif state.epoch is not None and float(state.epoch).is_integer():  # the last step of an epoch
+            self.refresh(state)
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        if self.update_every is None:
-            self.loss.end_epoch()
+        if self.update_every is None and self.refreshed_at != state.global_step:
+            self.refresh(state)
+
+    def refresh(self, state: TrainerState) -> None:
+        self.loss.end_epoch()
+        self.refreshed_at = state.global_step

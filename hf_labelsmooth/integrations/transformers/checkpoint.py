@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ...losses.base import RelationLoss
@@ -55,3 +56,42 @@ def load_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> bool:
     loss.load_state_dict({k: v.to(device) for k, v in state.items()})
     loss.keep_states_on_rank_zero()
     return True
+
+
+def checkpoint_method(checkpoint: str | os.PathLike) -> str | None:
+    """The method recorded in a checkpoint's ``relation_loss.safetensors`` (None without the file)."""
+    path = Path(checkpoint) / LOSS_STATE_FILE
+    if not path.is_file():
+        return None
+    with safe_open(str(path), "pt") as handle:
+        return (handle.metadata() or {}).get("method")
+
+
+def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLoss | None = None) -> None:
+    """Raise, before any work, when `checkpoint` was not written by a `method` run (with `loss`'s state shapes).
+
+    Resuming another method's checkpoint would fail deep in the optimizer ("different number of parameter
+    groups") or silently mix two losses.
+
+    Raises:
+        ValueError: Naming the checkpoint's method and the fixes.
+    """
+    path = Path(checkpoint) / LOSS_STATE_FILE
+    fix = (f"Train into a new --output_dir, delete the checkpoint-* folders of {Path(checkpoint).parent}, or resume "
+           f"with that run's --label_smoothing_method.")
+    found = checkpoint_method(checkpoint)
+    if found is None:
+        if loss is not None and loss.requires_optimizer:
+            raise ValueError(f"Expected {path} to resume the {method!r} loss (its matrix is in the optimizer) but got "
+                             f"no such file: the checkpoint was not written by LabelSmoothingTrainer. {fix}")
+        return
+    if found != method:
+        raise ValueError(f"Expected checkpoint {checkpoint} to come from a {method!r} run but it holds the loss "
+                         f"state of a {found!r} run. {fix}")
+    if loss is not None:
+        with safe_open(str(path), "pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        expected = {key: tuple(value.shape) for key, value in loss.state_dict().items()}
+        if shapes != expected:
+            raise ValueError(f"Expected the {method!r} loss state {expected} in {path} but got {shapes} (another "
+                             f"number of classes or --relation_top_n). {fix}")

@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
-from transformers import Trainer
 
 from ...losses import create_loss
 from ...losses.base import RelationLoss
 from ...optim import relation_param_groups
 from ...metrics.functional import relation_stats
-from ...relations import ARTIFACT_DIR, load_relations, needs_topk_artifact, save_relations
+from ...relations import load_relations, needs_topk_artifact
 from .callbacks import RelationLossCallback
-from .checkpoint import load_loss_state, save_loss_state
+from .checkpoint import check_resumable, load_loss_state, save_loss_state
 from .data_checks import check_dataset_labels, check_problem_type
+from .model_card import describe_source
+from .sharing import RelationSharingTrainer
 from .training_args import LabelSmoothingTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -47,24 +47,31 @@ def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
                        **kwargs)
 
 
-class LabelSmoothingTrainer(Trainer):
+class LabelSmoothingTrainer(RelationSharingTrainer):
     """`Trainer` for classifiers with any registered loss (`LabelSmoothingTrainingArguments.label_smoothing_method`).
 
     The loss is per sample, summed and divided by the number of samples of the whole (accumulated, all-process)
     batch, so gradient accumulation and multi-process runs match one large batch. Learnable matrices get their
     own optimizer param group and have their gradients averaged across processes before every step. The loss
-    state is saved with each checkpoint (``relation_loss.safetensors``) and restored on resume; `save_model`
-    writes the learned relations beside the model (``relation_matrix/``, see `save_relations`).
+    state is saved with each checkpoint (``relation_loss.safetensors``), restored on resume and, with
+    `load_best_model_at_end`, from the best checkpoint. `save_model` writes the learned relations beside the model
+    (``relation_matrix/``, see `save_relations`) before `push_to_hub` uploads both in one commit, with a model card
+    naming the method, α, base model, dataset and the matrix card.
 
     Args:
         *args: As `transformers.Trainer`; `args` must be `LabelSmoothingTrainingArguments`.
         relation_loss: A ready loss to use instead of the one built from the arguments.
+        source_model: The base model as the user named it (Hub id or local path); default `config._name_or_path`.
+        dataset: The training data (Hub dataset id or local path); local paths are recorded as their folder name
+            marked local, and only Hub ids reach the card's metadata.
+        dataset_config: The dataset's configuration name, if any.
         **kwargs: As `transformers.Trainer` (except `compute_loss_func`).
     """
 
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args: Any, relation_loss: RelationLoss | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, relation_loss: RelationLoss | None = None, source_model: str | None = None,
+                 dataset: str | None = None, dataset_config: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, LabelSmoothingTrainingArguments):
             raise TypeError(f"Expected `args` to be LabelSmoothingTrainingArguments but got "
@@ -82,14 +89,28 @@ class LabelSmoothingTrainer(Trainer):
         loss.reduction = "none"
         self.relation_loss = loss.to(self.args.device)
         self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every))
+        self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
+        self.dataset, self.dataset_config = describe_source(dataset), dataset_config
+        if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
+            raise ValueError(f"Expected save_only_model=False with load_best_model_at_end=True for method "
+                             f"{loss.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
+                             "state for the saved matrix to be the best one's. Drop --save_only_model.")
 
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        """`Trainer.train`, after checking the datasets' labels against num_labels where that is cheap."""
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """`Trainer.train`, after checking up front the datasets' labels against num_labels (where that is cheap)
+        and that a checkpoint to resume from was written by a run of the same method."""
         evals = self.eval_dataset if isinstance(self.eval_dataset, dict) else {"": self.eval_dataset}
         check_dataset_labels({"train": self.train_dataset, **{f"eval{'[' + k + ']' if k else ''}": d
                                                               for k, d in evals.items()}},
                              self.relation_loss.num_classes)
-        return super().train(*args, **kwargs)
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        if checkpoint:
+            check_resumable(checkpoint, self.relation_loss.name, self.relation_loss)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Tensor | int | None = None) -> Tensor | tuple[Tensor, Any]:
@@ -144,15 +165,6 @@ class LabelSmoothingTrainer(Trainer):
         if checkpoint is not None and not load_loss_state(self.relation_loss, checkpoint):
             logger.warning("No relation_loss.safetensors in %s: the %s loss restarts from its initial state.",
                            checkpoint, self.relation_loss.name)
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model; a final (non-checkpoint) save also writes the learned relations to ``relation_matrix/``."""
-        super().save_model(output_dir, _internal_call)
-        if _internal_call or not self.args.should_save or not self.relation_loss.learns_relations:
-            return
-        config = self.accelerator.unwrap_model(self.model).config
-        save_relations(self.relation_loss, self.class_names, Path(output_dir or self.args.output_dir) / ARTIFACT_DIR,
-                       source_model=getattr(config, "_name_or_path", None) or None, epochs=self.state.epoch)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs."""

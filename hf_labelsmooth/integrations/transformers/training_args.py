@@ -44,7 +44,8 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_lr: Learning rate of learnable matrices (lspp, lls); ``None`` = `learning_rate`.
         relation_weight_decay: Weight decay of learnable matrices; ``None`` = the method's default (lspp: the
             model's `weight_decay`, lls: 0).
-        relation_matrix: Path or Hub repo id of a saved relation artifact used as a fixed prior.
+        relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
+            folder / repo trained with a relation method (its ``relation_matrix/`` subfolder is read).
         relation_top_n: Keep N related classes per row (sparse, for large K; methods that support it).
     """
 
@@ -63,7 +64,8 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Weight decay of the learnable matrix; default per method (lspp: "
                                         "weight_decay, lls: 0)."})
     relation_matrix: str | None = field(
-        default=None, metadata={"help": "Path or Hub repo id of a saved relation matrix to use as a fixed prior."})
+        default=None, metadata={"help": "A saved relation matrix to use as a fixed prior (relation_prior): its folder "
+                                        "or Hub repo, or a model's (folder or repo holding relation_matrix/)."})
     relation_top_n: int | None = field(
         default=None, metadata={"help": f"Keep N related classes per row (sparse, for large K): "
                                         f"{list_losses(supports_top_n=True)}."})
