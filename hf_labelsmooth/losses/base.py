@@ -31,6 +31,8 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
             the last shard of a sampler) gives 0 for ``"mean"`` and ``"sum"`` (``F.cross_entropy`` gives NaN for
             ``"mean"``: 0 keeps logged averages and other processes' gradients intact), with zero gradients.
         check_inputs: Check labels before and the loss value after every call (two host syncs); False skips both.
+            Under `torch.compile` the checks are the only graph breaks; with False the step compiles as one graph
+            (``fullgraph=True``).
     """
 
     # Method facts, declared once here and read by every integration, the artifact writer and the card.
@@ -72,11 +74,11 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         An empty batch adds nothing to the statistics but counts as a batch of an update period (`period_option`),
         so processes whose shard is empty stay in step with the others.
         """
-        batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
         target = as_class_ids(target)  # any integer dtype -> int64; bool refused (no sync)
         if self.check_inputs:
-            check_logits_shape(logits, self.num_classes, batch)
-            check_target(target, logits.shape[0], self.num_classes, batch)
+            self._check_inputs(logits, target)
+        elif not torch.compiler.is_compiling():  # a Python int read in a compiled graph would recompile it each call
+            self.batches_seen += 1
         device = logits.device.type
         autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else nullcontext()
         with autocast:
@@ -89,11 +91,23 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
             per_sample = self.compute(logits32, dense, labels)
             loss = self._reduce(per_sample)
             if self.check_inputs:  # losses are >= 0, so a non-finite sample makes the reduced loss non-finite
-                check_finite_loss(loss, per_sample, logits, batch)
+                self._check_loss(loss, per_sample, logits)
             if self.training:
                 with torch.no_grad():
                     self.update(logits32.detach(), dense, labels)
         return loss
+
+    @torch.compiler.disable
+    def _check_inputs(self, logits: Tensor, target: Tensor) -> None:
+        """Count the call and check shapes and labels (host syncs: under torch.compile, the one graph break)."""
+        batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
+        check_logits_shape(logits, self.num_classes, batch)
+        check_target(target, logits.shape[0], self.num_classes, batch)
+
+    @torch.compiler.disable
+    def _check_loss(self, loss: Tensor, per_sample: Tensor, logits: Tensor) -> None:
+        """Raise on a non-finite loss, before `update` changes any state (a host sync, outside compiled graphs)."""
+        check_finite_loss(loss, per_sample, logits, self.batches_seen - 1)
 
     @abc.abstractmethod
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:

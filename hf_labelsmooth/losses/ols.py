@@ -93,21 +93,28 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         seen, self._seen = self._seen, None
+        classes = target.argmax(dim=-1) if labels is None else labels
         if labels is not None and seen is not None:  # the fused loss already computed both
             probs, correct = seen
-            picked = correct.nonzero().squeeze(1)
-            classes, probs = labels.index_select(0, picked), probs.index_select(0, picked)
         else:
-            classes = target.argmax(dim=-1) if labels is None else labels
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
-            classes, probs = classes[correct], logits[correct].float().softmax(dim=-1)
-        if self.top_n is None:
-            self.accumulator.index_add_(0, classes, probs)
-        else:
-            self._sparse_accumulate(probs, classes)
-        self.counts.index_add_(0, classes, probs.new_ones(len(classes)))
+            probs = logits.float().softmax(dim=-1)
+        if self.top_n is not None:
+            self._sparse_accumulate(probs, classes, correct)
+        elif torch.compiler.is_compiling():  # every sample, the wrong ones with weight 0: no data-dependent shape
+            self.accumulator.index_add_(0, classes, probs * correct[:, None])
+        else:  # eagerly, the correct rows only (the same sums: the compiled path adds exact zeros)
+            picked = correct.nonzero().squeeze(1)
+            self.accumulator.index_add_(0, classes.index_select(0, picked), probs.index_select(0, picked))
+        self.counts.index_add_(0, classes, correct.float())
         self.steps += 1
-        if self.update_every is not None and int(self.steps) % self.update_every == 0:
+        if self.update_every is not None:
+            self._swap_on_period()
+
+    @torch.compiler.disable
+    def _swap_on_period(self) -> None:
+        """Swap every `update_every` batches (a host sync and collectives: a graph break under torch.compile)."""
+        if int(self.steps) % self.update_every == 0:
             self.swap()
 
     def end_epoch(self) -> None:

@@ -25,13 +25,20 @@ NORMAL = 1e-30  # q_y above this has full float32 precision: log q_y = log(q_y)
 
 
 def _keeps_graph() -> bool:
-    """Whether the running backward retains the graph (then saved buffers must not be reused); True if unknown."""
+    """Whether the running backward retains the graph (then saved buffers must not be reused); True if unknown or
+    compiling (compiled graphs do not reuse buffers in place anyway)."""
     probe = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
-    return True if probe is None else probe()
+    return True if probe is None or torch.compiler.is_compiling() else probe()
 
 
-@functools.lru_cache(maxsize=64)
 def _dense_constants(alpha: float, num_classes: int, device: torch.device) -> tuple[Tensor, ...]:
+    """`_make_dense_constants`, cached in eager mode (under torch.compile they become constants of the graph)."""
+    if torch.compiler.is_compiling():
+        return _make_dense_constants(alpha, num_classes, device)
+    return _cached_dense_constants(alpha, num_classes, device)
+
+
+def _make_dense_constants(alpha: float, num_classes: int, device: torch.device) -> tuple[Tensor, ...]:
     """(α, 1-α, log α, M^T [5, 8], bias [5, 1], backward factors [2, 1, 1]): bias + M^T f = the coefficients [5, B].
 
     f = (p·w, q·w, w_y, δ, p_y δ, q_y δ, p_y, p_y e^δ). With e = 1 + p·w - p_y δ, fix_z = p_y δ - (1-α) and
@@ -47,6 +54,9 @@ def _dense_constants(alpha: float, num_classes: int, device: torch.device) -> tu
     bias = torch.tensor([[-1.0], [inv], [1.0 - alpha], [0.0], [0.0]], device=device)
     factors = torch.tensor([-0.5, alpha / 2], device=device)[:, None, None]
     return (*consts, torch.tensor(m_t, device=device), bias, factors)
+
+
+_cached_dense_constants = functools.lru_cache(maxsize=64)(_make_dense_constants)
 
 
 def _dense_rows(zf: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float) -> tuple[Tensor, Tensor]:

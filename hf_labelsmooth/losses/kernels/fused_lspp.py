@@ -29,23 +29,22 @@ def log_target_own(alpha: float) -> float:
     return max(LOG_TINY, math.log(1.0 - alpha)) if alpha < 1.0 else LOG_TINY
 
 
+def may_sync(x: Tensor) -> bool:
+    """Whether a shortcut may read a value on the host: on the CPU (free), and never under torch.compile."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def softmax_lse(z: Tensor, x: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(p = softmax(z) float32 [B, K], logsumexp [B], p_y, z_y) of logits z and their float32 copy x (may be z).
 
-    A non-float32 copy x becomes p in place. lse = z_y - log p_y is exact while p_y is a normal float (no second
-    pass); otherwise (or off the CPU, where checking would sync) lse = max z - log max p.
+    lse = z_y - log p_y is exact while p_y is a normal float (no second pass); otherwise, and wherever checking would
+    sync (`may_sync`: off the CPU, under torch.compile), lse = max z - log max p. Both are tested on the CPU.
     """
-    p = torch.softmax(z, dim=-1) if x is z else _softmax_(x)
+    p = torch.softmax(x, dim=-1)
     p_y, z_y = p.gather(1, col).squeeze(1), z.gather(1, col).squeeze(1).float()
-    if z.device.type == "cpu" and bool((p_y >= NORMAL).all()):  # all(), not amin(): an empty batch passes
+    if may_sync(z) and bool((p_y >= NORMAL).all()):  # all(), not amin(): an empty batch passes
         return p, z_y - p_y.log(), p_y, z_y
     return p, z.amax(dim=-1).float() - p.amax(dim=-1).log(), p_y, z_y
-
-
-def _softmax_(x: Tensor) -> Tensor:
-    """Softmax of float32 rows, in place on the CPU (its kernel reads each row before writing it); a new tensor on
-    other devices, where in-place softmax is unverified."""
-    return torch.softmax(x, dim=-1, out=x) if x.device.type == "cpu" else torch.softmax(x, dim=-1)
 
 
 def scale_rows_(x: Tensor, scale: Tensor, dtype: torch.dtype) -> Tensor:
@@ -61,22 +60,24 @@ class DenseLSPP(torch.autograd.Function):
     the only [B, K] buffers kept; backward turns them into the gradients in place; the K×K gradient buffer is taken
     in forward (when it will be needed, `track`) and lends its memory to the row products until backward zeroes it.
     log t_k = log α + C_k - lse_C is clamped where C_k < cut = log(tiny) - log α + lse_C; the exact clamp runs only
-    where it can bite (checked on the CPU; always on other devices: no host sync).
+    where it can bite (checked on the CPU; always where checking would sync, `may_sync`).
     """
 
     @staticmethod
     def forward(ctx: FunctionCtx, z: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float,
                 track: bool) -> Tensor:
         col = labels[:, None]
-        grad_c = torch.empty(relation_logits.shape, device=z.device) if track and ctx.needs_input_grad[2] else None
+        lend = track and ctx.needs_input_grad[2] and not torch.compiler.is_compiling()  # compiled: memory is planned
+        grad_c = torch.empty(relation_logits.shape, device=z.device) if lend else None
         r, lse_c, lowest = _relation_rows(relation_logits, labels, alpha)
         x = z if z.dtype == torch.float32 else z.float()
         rz = _dot_(r, x, _scratch(grad_c, x))
         p, lse_z, p_y, z_y = softmax_lse(z, x, col)
-        cut = _clamp_cut(lowest, lse_c, alpha, z.device)
+        cut = _clamp_cut(lowest, lse_c, alpha)
         off, pc, own = _off_target(p, relation_logits, labels, lse_c, alpha, cut, _scratch(grad_c, x))
         twice = (lse_z - off).sub_(pc).add_(z_y, alpha=alpha - 1.0).add_(rz, alpha=-alpha)
         ctx.alpha, ctx.dtype, ctx.relation_dtype, ctx.grad_c = alpha, z.dtype, relation_logits.dtype, grad_c
+        ctx.relation_shape = relation_logits.shape
         ctx.save_for_backward(p, r, labels, p_y, None if cut is None else own, cut)
         return twice.addcmul_(p_y, off - log_target_own(alpha)).mul_(0.5)
 
@@ -87,8 +88,8 @@ class DenseLSPP(torch.autograd.Function):
         col, alpha, half, grad_c, ctx.grad_c = labels[:, None], ctx.alpha, grad.mul(0.5)[:, None], ctx.grad_c, None
         kept = None if cut is None else torch.where(own >= cut[:, None], p, 0.0).scatter_(1, col, 0.0)
         diff = p.sub_(r, alpha=alpha).scatter_(1, col, (p_y - (1.0 - alpha))[:, None])  # p - t
-        if grad_c is not None:
-            grad_c.zero_()
+        if ctx.needs_input_grad[2]:
+            grad_c = torch.zeros(ctx.relation_shape, device=p.device) if grad_c is None else grad_c.zero_()
             if alpha > 0:
                 grad_c.index_add_(0, labels, _relation_rows_grad(r, diff, kept, p_y, half, alpha, col))
             grad_c = grad_c.to(ctx.relation_dtype)
@@ -101,7 +102,7 @@ def _relation_rows(relation_logits: Tensor, labels: Tensor, alpha: float) -> tup
     rows = _own_rows(relation_logits, labels)
     lowest = rows.amin(dim=-1) if alpha > 0 else None  # <= the off-target C[y] (the own class included)
     top = rows.scatter_(1, labels[:, None], float("-inf")).amax(dim=-1)
-    r = _softmax_(rows)
+    r = torch.softmax(rows, dim=-1)
     return r, top - r.amax(dim=-1).log(), lowest
 
 
@@ -146,11 +147,11 @@ def _own_rows(relation_logits: Tensor, labels: Tensor, out: Tensor | None = None
     return rows if out is None else out.copy_(rows)
 
 
-def _clamp_cut(lowest: Tensor | None, lse_c: Tensor, alpha: float, device: torch.device) -> Tensor | None:
+def _clamp_cut(lowest: Tensor | None, lse_c: Tensor, alpha: float) -> Tensor | None:
     """Per-row C value below which log t is clamped, or None when no off-target entry can be clamped."""
     if lowest is None:
         return None
-    if device.type == "cpu" and bool((lowest - lse_c >= LOG_TINY - log_or_neg_inf(alpha)).all()):
+    if may_sync(lowest) and bool((lowest - lse_c >= LOG_TINY - log_or_neg_inf(alpha)).all()):
         return None
     return lse_c + (LOG_TINY - log_or_neg_inf(alpha))
 

@@ -17,8 +17,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .grouped_merge import merge_groups
 from .slots import DENSE_MATRIX_LIMIT
-from .tables import merge_into, merge_top_tables
+from .tables import merge_top_tables
 
 
 class SparseOLSMixin:
@@ -47,12 +48,19 @@ class SparseOLSMixin:
         delta = torch.where(valid, values - fill[:, None], 0.0)  # empty slots add 0 (duplicates are harmless)
         return fill[:, None].expand(len(classes), self.num_classes).scatter_add(1, index.clamp_min(0), delta)
 
-    def _sparse_accumulate(self, probs: Tensor, classes: Tensor) -> None:
-        """Add correct samples' probabilities [n, K] to the accumulator table of their classes [n]."""
+    def _sparse_accumulate(self, probs: Tensor, classes: Tensor, correct: Tensor) -> None:
+        """Add the probabilities [B, K] of the `correct` samples [B] to the accumulator table of their classes [B].
+
+        Eagerly only the correct rows enter (`topk` over K is the cost); compiled, every row does, the wrong ones
+        masked (shapes must not depend on the data). Both give the same tables.
+        """
+        if not torch.compiler.is_compiling():
+            picked = correct.nonzero().squeeze(1)
+            probs, classes, correct = probs[picked], classes[picked], correct[picked]
         top, cols = probs.topk(self.acc_index.shape[1], dim=-1)
-        rows = classes[:, None].expand_as(cols).reshape(-1)
-        self.acc_dropped += merge_into(self.acc_index, self.acc_values, rows, cols.reshape(-1), top.reshape(-1))
-        self.acc_dropped.index_add_(0, classes, (probs.sum(dim=-1) - top.sum(dim=-1)).clamp_min(0))
+        self.acc_dropped += merge_groups(self.acc_index, self.acc_values, classes, cols, top, correct)
+        rest = (probs.sum(dim=-1) - top.sum(dim=-1)).clamp_min(0)
+        self.acc_dropped.index_add_(0, classes, torch.where(correct, rest, 0.0))
 
     @torch.no_grad()
     def _sparse_swap(self, seen: Tensor) -> None:

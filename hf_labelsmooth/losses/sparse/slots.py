@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from ..kernels.wrong_class import most_probable_wrong
-from .tables import merge_into, merge_top_tables
+from .grouped_merge import merge_groups
+from .tables import merge_top_tables
 
 DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
 
@@ -122,9 +123,15 @@ class SparseLogitsMixin:
     def _record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
         """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
         new = ~(self.slots[classes] == wrong[:, None]).any(dim=-1)
-        merge_into(self.candidate_index, self.candidate_score, classes[new], wrong[new], score[new])
+        merge_groups(self.candidate_index, self.candidate_score, classes, wrong[:, None], score[:, None], new)
         self.refresh_steps += 1
-        if self.refresh_every is not None and int(self.refresh_steps) % self.refresh_every == 0:
+        if self.refresh_every is not None:
+            self._refresh_on_period()
+
+    @torch.compiler.disable
+    def _refresh_on_period(self) -> None:
+        """Refresh every `refresh_every` batches (a host sync: a graph break under torch.compile)."""
+        if int(self.refresh_steps) % self.refresh_every == 0:
             self.refresh()
 
     @torch.no_grad()
