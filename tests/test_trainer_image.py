@@ -7,6 +7,7 @@ import torch
 from transformers import ConvNextForImageClassification
 
 from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer
+from hf_labelsmooth.integrations.transformers.checkpoint import save_loss_state
 from trainer_digits import (DigitsDataset, LABELS, digits_args, interrupted_then_resumed, record_loss_inputs,
                             tiny_model, train_digits)
 
@@ -120,9 +121,14 @@ def test_relation_optimizer(tmp_path) -> None:
         assert group["lr"] == 0.3 and group["weight_decay"] == decay
         trainer.create_scheduler(num_training_steps=10)
         for _ in range(3):
-            trainer.lr_scheduler.step(), trainer.relation_optimizer.scheduler.step()
+            optimizer.step(), trainer.relation_optimizer.step()
+            trainer.lr_scheduler.step(), trainer.relation_optimizer.step_schedule()
         ratio = trainer.relation_optimizer.optimizer.param_groups[0]["lr"] / 0.3
         assert ratio == pytest.approx(optimizer.param_groups[0]["lr"] / 5e-3) and 0 < ratio < 1
+    (tmp_path / "old").mkdir()
+    save_loss_state(trainer.relation_loss, tmp_path / "old")  # a checkpoint whose optimizer.pt held the matrix
+    with pytest.raises(ValueError, match="relation_optimizer.safetensors .* earlier hf_labelsmooth"):
+        trainer.train(resume_from_checkpoint=str(tmp_path / "old"))
 
 
 def test_bf16_on_cpu_finite(tmp_path) -> None:

@@ -13,7 +13,7 @@ from ...metrics.functional import relation_stats
 from ...relations import load_relations, needs_topk_artifact
 from .callbacks import RelationLossCallback
 from .checkpoint import check_resumable, load_loss_state, save_loss_state
-from .relation_optimizer import RelationOptimizer
+from .relation_optimizer import RelationOptimizer, check_optimizer_checkpoint
 from .data_checks import check_dataset_labels, check_problem_type
 from .model_card import describe_source
 from .sharing import RelationSharingTrainer
@@ -119,6 +119,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             checkpoint = get_last_checkpoint(self.args.output_dir)
         if checkpoint:
             check_resumable(checkpoint, self.relation_loss.name, self.relation_loss)
+            check_optimizer_checkpoint(checkpoint, self.relation_loss)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
