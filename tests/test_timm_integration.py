@@ -1,6 +1,8 @@
 """Unit tests of hf_labelsmooth.integrations.timm: the loss factory, the task, the matrix param group."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import timm
@@ -142,6 +144,26 @@ def test_learnable_loss_buffers_are_kept_out_of_ddp_buffer_broadcast() -> None:
     wrapper = RelationTrainableModule(_model(), loss)
     ignored = set(wrapper._ddp_params_and_buffers_to_ignore)
     assert ignored == {"criterion.accumulator"}  # the model's buffers (if any) stay broadcast, as in timm
+
+
+@pytest.mark.parametrize("name", ["lls", "ols"])
+def test_compile_keeps_eval_model_checkpoint_keys_and_ddp_ignores(name: str) -> None:
+    """task.compile (timm --torchcompile): the compiled step equals eager, the eval model is the compiled timm model,
+    the loss state has unprefixed keys, and DDP (which wraps the compiled module) still skips the loss buffers."""
+    torch.manual_seed(0)
+    model, loss = _model(), create_classification_loss(name, num_classes=K, top_n=3)
+    task = RelationClassificationTask(model, loss, verbose=False)
+    eager_task = copy.deepcopy(task)
+    task.compile(backend="aot_eager")
+    assert task.get_eval_model()._orig_mod is model and task.loss is loss
+    if name == "lls":
+        ignored = set(task.trainable_module._ddp_params_and_buffers_to_ignore)
+        assert ignored == {f"_orig_mod.criterion.{n}" for n, _ in loss.named_buffers()} and ignored
+    x, y = torch.randn(4, 3, 16, 16), torch.randint(0, K, (4,))
+    task.train(), eager_task.train()
+    torch.testing.assert_close(task(x, y)["loss"], eager_task(x, y)["loss"])
+    assert set(task.get_task_state()["criterion"]) == set(loss.state_dict())
+    torch.testing.assert_close(task.get_eval_model()(x), model(x))
 
 
 @pytest.mark.parametrize("weight_decay,expected", [(0.0, 0.0), (0.3, 0.3), (None, 0.05)])

@@ -43,8 +43,7 @@ class RelationTrainableModule(nn.Module):
         super().__init__()
         self.model = model
         self.criterion = criterion
-        buffers = [f"criterion.{name}" for name, _ in criterion.named_buffers()]
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, buffers)
+        ignore_loss_buffers(self)
 
     def no_weight_decay(self) -> set[str]:
         model = unwrap_model(self.model)
@@ -54,6 +53,15 @@ class RelationTrainableModule(nn.Module):
     def forward(self, input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         output = self.model(input)
         return output, self.criterion(output, target)
+
+
+def ignore_loss_buffers(module: nn.Module) -> None:
+    """Keep the criterion's buffers of a (possibly compiled) `RelationTrainableModule` out of DDP's broadcast.
+
+    DDP matches names from the module it wraps: a compiled module prefixes them with ``_orig_mod.``.
+    """
+    names = [name for name, _ in module.named_buffers() if name.startswith(("criterion.", "_orig_mod.criterion."))]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, names)
 
 
 class RelationClassificationTask(ClassificationTask):
@@ -76,6 +84,7 @@ class RelationClassificationTask(ClassificationTask):
                  dtype: torch.dtype | None = None, verbose: bool = True) -> None:
         TrainingTask.__init__(self, device=device, dtype=dtype, verbose=verbose)
         criterion = criterion.to(self.device)
+        self.compiled_criterion: nn.Module | None = None
         if _has_parameters(criterion):
             self.trainable_module = RelationTrainableModule(model, criterion)
             self.criterion = None
@@ -96,19 +105,31 @@ class RelationClassificationTask(ClassificationTask):
         ClassificationTask.prepare_distributed(self, device_ids=device_ids, **ddp_kwargs)
         return self
 
-    def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
-        """Compile the trainable module (model + learnable loss) before DDP; validation runs the model alone."""
-        compiled = ClassificationTask.compile(self, backend=backend, mode=mode, **compile_kwargs)
-        if self.criterion is None:  # timm would validate with the compiled model + loss, which needs targets
-            self.eval_model = unwrap_model(compiled).model
-        return self.eval_model
-
     def forward(self, input: Tensor, target: Tensor) -> dict[str, Tensor]:
         if self.criterion is not None:
             output = self.trainable_module(input)
-            return {"loss": self.criterion(output, target), "output": output}
+            criterion = self.criterion if self.compiled_criterion is None else self.compiled_criterion
+            return {"loss": criterion(output, target), "output": output}
         output, loss = self.trainable_module(input, target)
         return {"loss": loss, "output": output}
+
+    def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
+        """``torch.compile`` the trainable module and a loss kept beside it, before DDP (timm ``--torchcompile``).
+
+        A learnable loss is compiled in one graph with the model (with ``check_inputs=False``, no graph break).
+        The loss module itself stays uncompiled for `get_task_state` (no ``_orig_mod.`` keys); validation runs
+        the compiled timm model alone (timm would validate with the compiled model + loss, which needs targets).
+        """
+        module = self.trainable_module
+        self.trainable_module = torch.compile(module, backend=backend, mode=mode, **compile_kwargs)
+        if isinstance(module, RelationTrainableModule):
+            ignore_loss_buffers(self.trainable_module)
+            self.eval_model = torch.compile(module.model, backend=backend, mode=mode, **compile_kwargs)
+        else:
+            self.eval_model = self.trainable_module
+        if self.criterion is not None:
+            self.compiled_criterion = torch.compile(self.criterion, backend=backend, mode=mode, **compile_kwargs)
+        return self.eval_model
 
     def get_eval_model(self, module: nn.Module | None = None, ema: bool = False) -> nn.Module | None:
         current = resolved = TrainingTask.get_eval_model(self, module=module, ema=ema)
