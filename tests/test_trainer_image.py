@@ -47,6 +47,31 @@ def test_each_method_trains(tmp_path, method: str) -> None:
         assert torch.all(matrix.diagonal() == 0)
 
 
+@pytest.mark.parametrize("method", ["ce", "ls", "ols", "lspp", "lls", "relation_prior"])
+def test_torch_compile_trains_each_method_as_eager(tmp_path, method: str) -> None:
+    """--torch_compile (backend aot_eager: Dynamo + AOTAutograd, the inductor front end, fast on 2 cores): model and
+    loss compiled, the same losses, weights and matrix as eager."""
+    extra = {"relation_matrix": str(_saved_prior(tmp_path))} if method == "relation_prior" else {}
+    eager = train_digits(str(tmp_path / "eager"), method, n_train=64, **extra)
+    frames = torch._dynamo.utils.counters["frames"]["ok"]
+    compiled = train_digits(str(tmp_path / "compiled"), method, n_train=64, torch_compile=True,
+                            torch_compile_backend="aot_eager", **extra)
+    assert torch._dynamo.utils.counters["frames"]["ok"] > frames  # it did compile
+    assert compiled.relation_loss_fn is not compiled.relation_loss  # the compiled loss did the work
+    torch.testing.assert_close(torch.tensor(_losses(compiled)), torch.tensor(_losses(eager)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled.relation_loss.relation_matrix(), eager.relation_loss.relation_matrix(),
+                               rtol=1e-4, atol=1e-5)
+    weights = eager.model.state_dict()
+    for name, value in compiled.model.state_dict().items():
+        torch.testing.assert_close(value, weights[name.removeprefix("_orig_mod.")], rtol=1e-4, atol=1e-5)
+
+
+def _saved_prior(tmp_path) -> object:
+    matrix = ClassRelationMatrix(torch.softmax(torch.randn(K, K), -1), label_names=LABELS, method="lls")
+    matrix.save_pretrained(tmp_path / "prior", card=False)
+    return tmp_path / "prior"
+
+
 def test_ols_rows_are_averaged_correct_predictions(tmp_path) -> None:
     trainer = LabelSmoothingTrainer(model=tiny_model(), args=digits_args(str(tmp_path), "ols", 32, num_train_epochs=1),
                                     train_dataset=DigitsDataset(512))

@@ -56,7 +56,8 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
     state is saved with each checkpoint (``relation_loss.safetensors``), restored on resume and, with
     `load_best_model_at_end`, from the best checkpoint. `save_model` writes the learned relations beside the model
     (``relation_matrix/``, see `save_relations`) before `push_to_hub` uploads both in one commit, with a model card
-    naming the method, α, base model, dataset and the matrix card.
+    naming the method, α, base model, dataset and the matrix card. With ``torch_compile`` the loss is compiled
+    with the model's backend and mode.
 
     Args:
         *args: As `transformers.Trainer`; `args` must be `LabelSmoothingTrainingArguments`.
@@ -88,6 +89,10 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             self.args, int(config.num_labels), self.class_names)
         loss.reduction = "none"
         self.relation_loss = loss.to(self.args.device)
+        self.relation_loss_fn = self.relation_loss
+        if self.args.torch_compile:  # the Trainer compiles the model; the loss is compiled alike (breaks: the checks)
+            self.relation_loss_fn = torch.compile(self.relation_loss, backend=self.args.torch_compile_backend,
+                                                  mode=self.args.torch_compile_mode)
         self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
@@ -124,7 +129,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         self.relation_loss.train(model.training)  # statistics (OLS) update only while training
-        per_sample = self.relation_loss(logits, labels)
+        per_sample = self.relation_loss_fn(logits, labels)
         if not model.training:
             loss = per_sample.mean()
         elif num_items_in_batch is not None:  # global count: DDP's mean over processes needs × world size
