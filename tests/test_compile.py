@@ -16,7 +16,9 @@ import torch._dynamo
 import torch.nn.functional as F
 
 import hf_labelsmooth
-from conftest import make_loss
+from conftest import generator, make_loss
+
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 
 K, B, D = 6, 8, 5
 TOP_N = 3
@@ -43,7 +45,7 @@ def _fresh_dynamo():
 
 def _targets(step: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs [B, D] and targets of one step: class ids, or Mixup targets (λ e_y + (1-λ) e_flip(y))."""
-    gen = torch.Generator().manual_seed(100 + step)
+    gen = generator(100 + step)
     x = torch.randn(B, D, generator=gen)
     y = torch.randint(0, K, (B,), generator=gen)
     y[::2] = step % K  # repeated classes: table merges with several samples of one row

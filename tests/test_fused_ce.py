@@ -8,6 +8,8 @@ import torch.nn.functional as F
 import hf_labelsmooth
 from hf_labelsmooth.losses.kernels.fused_ce import smoothed_cross_entropy
 
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
+
 B, K = 6, 7
 
 

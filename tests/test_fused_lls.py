@@ -9,6 +9,9 @@ import torch
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.losses.kernels.wrong_class import most_probable_wrong
 from hf_labelsmooth.losses.sparse.slots import SparseLogitsMixin
+from conftest import generator
+
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 
 B, K = 12, 9
 TINY = torch.finfo(torch.float32).tiny
@@ -37,7 +40,7 @@ def _sparse_log_rows(loss: torch.nn.Module, slot_logits: torch.Tensor, tail_logi
 
 
 def _logits(seed: int, dtype: torch.dtype = torch.float32, confident: bool = False) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     z = torch.randn(B, K, generator=g) * 3
     if confident:  # exp(-120) underflows in float32: p_k = 0 for most classes of these rows
         z[: B // 2, 0] += 120.0
@@ -45,7 +48,7 @@ def _logits(seed: int, dtype: torch.dtype = torch.float32, confident: bool = Fal
 
 
 def _labels(seed: int) -> torch.Tensor:
-    labels = torch.randint(0, K, (B,), generator=torch.Generator().manual_seed(seed + 1))
+    labels = torch.randint(0, K, (B,), generator=generator(seed + 1))
     labels[:3] = 0  # the confident class is the label for some rows, not for others
     return labels
 
@@ -76,7 +79,7 @@ def _check(loss: torch.nn.Module, params: list[torch.Tensor], log_rows, z: torch
 def test_dense_values_and_gradients(alpha: float, reduction: str, confident: bool) -> None:
     loss = create_loss("lls", K, alpha=alpha, reduction=reduction).train()
     with torch.no_grad():
-        loss.logits.copy_(torch.randn(K, K, generator=torch.Generator().manual_seed(3)) * 2)
+        loss.logits.copy_(torch.randn(K, K, generator=generator(3)) * 2)
     _check(loss, [loss.logits], lambda q: _dense_log_rows(q, _labels(0)), _logits(0, confident=confident), _labels(0),
            alpha, reduction, atol=2e-5)
 
@@ -86,7 +89,7 @@ def test_dense_values_and_gradients(alpha: float, reduction: str, confident: boo
 @pytest.mark.parametrize("confident", [False, True])
 def test_sparse_values_and_gradients(alpha: float, top_n: int, confident: bool) -> None:
     loss = create_loss("lls", K, alpha=alpha, top_n=top_n, reduction="none").train()
-    g = torch.Generator().manual_seed(4)
+    g = generator(4)
     with torch.no_grad():
         loss.logits.copy_(torch.randn(K, top_n, generator=g) * 2)
         loss.tail_logits.copy_(torch.randn(K, generator=g))
@@ -100,7 +103,7 @@ def test_bfloat16_logits_give_bfloat16_gradients(top_n: int | None) -> None:
     extra = {"top_n": top_n} if top_n else {}
     loss = create_loss("lls", K, alpha=0.3, **extra).train()
     with torch.no_grad():
-        loss.logits.normal_(generator=torch.Generator().manual_seed(5))
+        loss.logits.normal_(generator=generator(5))
     params = [loss.logits] + ([loss.tail_logits] if top_n else [])
     labels = _labels(2)
     rows = (lambda q: _dense_log_rows(q, labels)) if top_n is None else \
@@ -132,7 +135,7 @@ def test_eval_and_train_values_agree_and_sparse_training_records_confusions() ->
 
 @pytest.mark.parametrize("num_classes", [50, 2048 + 37, 4096])
 def test_wrong_class_search_equals_a_masked_max(num_classes: int) -> None:
-    g = torch.Generator().manual_seed(num_classes)
+    g = generator(num_classes)
     p = torch.randn(16, num_classes, generator=g).mul(4).softmax(dim=-1)
     labels = torch.randint(0, num_classes, (16,), generator=g)
     labels[0], p[1, -3:] = p[0].argmax(), 0.5  # label at the maximum; the maximum in the last, partial block

@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from hf_labelsmooth import create_loss
+from conftest import generator
+
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 
 K, B = 9, 12
 LOG_TINY = math.log(torch.finfo(torch.float32).tiny)
@@ -43,7 +46,7 @@ def _grad(t: torch.Tensor) -> torch.Tensor:
 
 
 def _data(seed: int, dtype: torch.dtype = torch.float32, scale: float = 2.0):
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     z = (torch.randn(B, K, generator=g, dtype=torch.float64) * scale).to(dtype)
     return z, torch.randint(0, K, (B,), generator=g), torch.rand(B, generator=g, dtype=torch.float64) + 0.5
 

@@ -6,6 +6,9 @@ import torch
 
 from hf_labelsmooth.losses.sparse.grouped_merge import merge_groups
 from hf_labelsmooth.losses.sparse.tables import merge_into
+from conftest import generator
+
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 
 
 def _filled(k: int, m: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,7 +20,7 @@ def _filled(k: int, m: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.T
 
 @pytest.mark.parametrize("seed", range(40))
 def test_equals_merge_into(seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     k = int(torch.randint(2, 10, (), generator=gen))
     m, w, g = (int(torch.randint(1, k + 1, (), generator=gen)) for _ in range(3))
     index, values = _filled(k, m, gen)

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 import hf_labelsmooth
 from conftest import make_loss
 
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
+
 K = 6
 CORE = ["ce", "ls", "ols", "lspp", "lls"]
 
@@ -53,12 +55,12 @@ def test_one_hot_float_targets_equal_class_ids(name: str) -> None:
 
 @pytest.mark.parametrize("name", hf_labelsmooth.list_losses())
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_autocast_computes_in_float32(name: str, dtype: torch.dtype) -> None:
+def test_autocast_computes_in_float32(name: str, dtype: torch.dtype, device: str) -> None:
     loss = make_loss(name, K)
     z, y = (torch.randn(8, K) * 3).to(dtype), torch.randint(0, K, (8,))
     reference = make_loss(name, K)
     reference.load_state_dict(loss.state_dict())
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast(device, dtype=torch.bfloat16 if device == "cpu" else dtype):
         value = loss(z, y)
     assert value.dtype == torch.float32
     assert torch.allclose(value, reference(z.float(), y), rtol=1e-3)

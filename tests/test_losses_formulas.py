@@ -6,12 +6,15 @@ import torch
 import torch.nn.functional as F
 
 import hf_labelsmooth
+from conftest import generator
+
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 
 B, K = 6, 5
 
 
 def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     return torch.randn(B, K, generator=g, dtype=torch.float64) * 2, torch.randint(0, K, (B,), generator=g)
 
 

@@ -6,6 +6,9 @@ import torch
 import torch.nn.functional as F
 
 import hf_labelsmooth
+from conftest import generator
+
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 
 K = 4
 
@@ -24,7 +27,7 @@ def _expected_matrix(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.
 
 
 def _epoch(seed: int, never: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     out = []
     for _ in range(3):
         y = torch.randint(0, K, (8,), generator=g)

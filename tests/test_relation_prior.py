@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from hf_labelsmooth import ClassRelationMatrix, create_loss
 
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
+
 K = 5
 
 

@@ -7,6 +7,8 @@ import torch
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.losses.sparse.slots import merge_into
 
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
+
 K = 7
 
 

@@ -8,6 +8,8 @@ import torch
 import hf_labelsmooth
 from conftest import make_loss
 
+pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
+
 K = 4
 
 
