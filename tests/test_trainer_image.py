@@ -106,15 +106,23 @@ def test_relation_update_every_counts_optimizer_steps(tmp_path) -> None:
     assert swaps == [3, 6]  # no swap at the epoch end either
 
 
-def test_relation_param_group(tmp_path) -> None:
+def test_relation_optimizer(tmp_path) -> None:
+    """The matrix has an optimizer of its own (the Trainer's class), outside the model's, with the same schedule."""
     for method, decay in (("lspp", 0.05), ("lls", 0.0)):
         trainer = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(64),
-                                        args=digits_args(str(tmp_path), method, 32, weight_decay=0.05, relation_lr=0.3))
+                                        args=digits_args(str(tmp_path), method, 32, weight_decay=0.05, relation_lr=0.3,
+                                                         warmup_steps=2))
         optimizer = trainer.create_optimizer()
-        group = optimizer.param_groups[-1]
+        assert not any(p is trainer.relation_loss.logits for g in optimizer.param_groups for p in g["params"])
+        group, = trainer.relation_optimizer.param_groups
+        assert type(trainer.relation_optimizer) is type(optimizer)
         assert group["params"] == [trainer.relation_loss.logits]
         assert group["lr"] == 0.3 and group["weight_decay"] == decay
-        assert sum(p is trainer.relation_loss.logits for g in optimizer.param_groups for p in g["params"]) == 1
+        trainer.create_scheduler(num_training_steps=10)
+        for _ in range(3):
+            trainer.lr_scheduler.step(), trainer.relation_scheduler.step()
+        ratio = trainer.relation_optimizer.param_groups[0]["lr"] / 0.3
+        assert ratio == pytest.approx(optimizer.param_groups[0]["lr"] / 5e-3) and 0 < ratio < 1
 
 
 def test_bf16_on_cpu_finite(tmp_path) -> None:

@@ -1,6 +1,8 @@
 """`RelationLossCallback`: the Trainer-loop side of a relation loss (gradient sync, zeroing, update periods)."""
 from __future__ import annotations
 
+from typing import Callable
+
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ...losses.base import RelationLoss
@@ -11,9 +13,10 @@ class RelationLossCallback(TrainerCallback):
     """Drive a `RelationLoss` from `Trainer` events.
 
     - before each optimizer step: average the loss parameters' gradients across processes (they live outside
-      the DDP-wrapped model, so DDP does not reduce them);
-    - after each optimizer step: drop those gradients, and with `update_every` (in optimizer steps, so gradient
-      accumulation is accounted for) call `loss.end_epoch()` every N steps (OLS swaps, sparse slots refresh);
+      the DDP- or FSDP-wrapped model, so neither reduces them), then `optimizer_step` (the matrix's optimizer);
+    - after each optimizer step: `scheduler_step`, drop those gradients, and with `update_every` (in optimizer
+      steps, so gradient accumulation is accounted for) call `loss.end_epoch()` every N steps (OLS swaps, sparse
+      slots refresh);
     - otherwise once per epoch: at the step that completes it, before the Trainer saves a checkpoint of that step
       (a run resumed from it then ends where an uninterrupted one would), or at the epoch end when training stops
       mid-epoch (`max_steps`).
@@ -21,20 +24,29 @@ class RelationLossCallback(TrainerCallback):
     Args:
         loss: The loss module used by the trainer.
         update_every: Period in optimizer steps; ``None`` refreshes at each epoch end.
+        optimizer_step: Steps the optimizer of the loss's parameters (after the gradients are averaged).
+        scheduler_step: Steps its learning-rate schedule.
     """
 
-    def __init__(self, loss: RelationLoss, update_every: int | None = None) -> None:
+    def __init__(self, loss: RelationLoss, update_every: int | None = None,
+                 optimizer_step: Callable[[], None] | None = None,
+                 scheduler_step: Callable[[], None] | None = None) -> None:
         self.loss = loss
         self.update_every = update_every
         self.refreshed_at: int | None = None  # global step of the last epoch refresh
+        self.optimizer_step, self.scheduler_step = optimizer_step, scheduler_step
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         zero_gradients(self.loss)
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         average_gradients(self.loss)
+        if self.optimizer_step is not None:
+            self.optimizer_step()
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        if self.scheduler_step is not None:
+            self.scheduler_step()
         zero_gradients(self.loss)
         if self.update_every is not None:
             if state.global_step % self.update_every == 0:

@@ -82,7 +82,7 @@ def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLo
     found = checkpoint_method(checkpoint)
     if found is None:
         if loss is not None and loss.requires_optimizer:
-            raise ValueError(f"Expected {path} to resume the {method!r} loss (its matrix is in the optimizer) but got "
+            raise ValueError(f"Expected {path} to resume the {method!r} loss (its matrix is trained) but got "
                              f"no such file: the checkpoint was not written by LabelSmoothingTrainer. {fix}")
         return
     if found != method:
@@ -95,3 +95,4 @@ def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLo
         if shapes != expected:
             raise ValueError(f"Expected the {method!r} loss state {expected} in {path} but got {shapes} (another "
                              f"number of classes or --relation_top_n). {fix}")
+

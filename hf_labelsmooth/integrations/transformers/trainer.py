@@ -9,11 +9,11 @@ from torch import Tensor, nn
 
 from ...losses import create_loss
 from ...losses.base import RelationLoss
-from ...optim import relation_param_groups
 from ...metrics.functional import relation_stats
 from ...relations import load_relations, needs_topk_artifact
 from .callbacks import RelationLossCallback
 from .checkpoint import check_resumable, load_loss_state, save_loss_state
+from .relation_optimizer import RelationOptimizer
 from .data_checks import check_dataset_labels, check_problem_type
 from .model_card import describe_source
 from .sharing import RelationSharingTrainer
@@ -51,13 +51,14 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
     """`Trainer` for classifiers with any registered loss (`LabelSmoothingTrainingArguments.label_smoothing_method`).
 
     The loss is per sample, summed and divided by the number of samples of the whole (accumulated, all-process)
-    batch, so gradient accumulation and multi-process runs match one large batch. Learnable matrices get their
-    own optimizer param group and have their gradients averaged across processes before every step. The loss
-    state is saved with each checkpoint (``relation_loss.safetensors``), restored on resume and, with
-    `load_best_model_at_end`, from the best checkpoint. `save_model` writes the learned relations beside the model
-    (``relation_matrix/``, see `save_relations`) before `push_to_hub` uploads both in one commit, with a model card
-    naming the method, α, base model, dataset and the matrix card. With ``torch_compile`` the loss is compiled
-    with the model's backend and mode.
+    batch, so gradient accumulation and multi-process runs match one large batch. A learnable matrix lives outside
+    the wrapped model (DDP or FSDP) with an optimizer of its own (`RelationOptimizer`: the Trainer's optimizer class,
+    `relation_lr`, the same schedule) that steps with the model's, after its gradients are averaged across processes
+    once. The loss state is saved with each checkpoint (``relation_loss.safetensors``, with the matrix's optimizer in
+    ``relation_optimizer.safetensors``), restored on resume and, with `load_best_model_at_end`, from the best
+    checkpoint. `save_model` writes the learned relations beside the model (``relation_matrix/``, see
+    `save_relations`) before `push_to_hub` uploads both in one commit, with a model card naming the method, α, base
+    model, dataset and the matrix card. With ``torch_compile`` the loss is compiled with the model's backend and mode.
 
     Args:
         *args: As `transformers.Trainer`; `args` must be `LabelSmoothingTrainingArguments`.
@@ -93,7 +94,10 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         if self.args.torch_compile:  # the Trainer compiles the model; the loss is compiled alike (breaks: the checks)
             self.relation_loss_fn = torch.compile(self.relation_loss, backend=self.args.torch_compile_backend,
                                                   mode=self.args.torch_compile_mode)
-        self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every))
+        self.relation_optimizer: RelationOptimizer | None = None
+        self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every,
+                                               optimizer_step=self._relation_optimizer_step,
+                                               scheduler_step=self._relation_scheduler_step))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
         if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
@@ -148,28 +152,45 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         return count
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        """The Trainer's optimizer plus one param group for a learnable matrix (`relation_lr`, weight decay)."""
+        """The Trainer's optimizer, and `relation_optimizer` for a learnable matrix (see `RelationOptimizer`)."""
         optimizer = super().create_optimizer(model)
-        lr = self.args.learning_rate if self.args.relation_lr is None else self.args.relation_lr
-        groups = relation_param_groups(self.relation_loss, lr=lr, weight_decay=self.args.relation_weight_decay,
-                                       network_weight_decay=self.args.weight_decay)
-        known = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        for group in groups:
-            if not any(id(p) in known for p in group["params"]):
-                optimizer.add_param_group(group)
+        if self.relation_optimizer is None:
+            cls, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, model)
+            self.relation_optimizer = RelationOptimizer.for_loss(self.relation_loss, self.args, cls, kwargs)
         return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None) -> Any:
+        """The Trainer's scheduler, and the same schedule for `relation_optimizer`."""
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if self.relation_optimizer is not None:
+            self.relation_optimizer.schedule(self.args, num_training_steps, scheduler)
+        return scheduler
+
+    def _relation_optimizer_step(self) -> None:
+        if self.relation_optimizer is not None:
+            self.relation_optimizer.step(getattr(self.accelerator, "scaler", None))
+
+    def _relation_scheduler_step(self) -> None:
+        if self.relation_optimizer is not None and not self.accelerator.optimizer_step_was_skipped:
+            self.relation_optimizer.step_schedule()
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         self.relation_loss.consolidate_states()  # collective: every rank is here
         if self.args.should_save:
             save_loss_state(self.relation_loss, output_dir)
+            if self.relation_optimizer is not None:
+                self.relation_optimizer.save(output_dir)
         super()._save_optimizer_and_scheduler(output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None and not load_loss_state(self.relation_loss, checkpoint):
+        if checkpoint is None:
+            return
+        if not load_loss_state(self.relation_loss, checkpoint):
             logger.warning("No relation_loss.safetensors in %s: the %s loss restarts from its initial state.",
                            checkpoint, self.relation_loss.name)
+        if self.relation_optimizer is not None and not self.relation_optimizer.load(checkpoint):
+            logger.warning("No relation_optimizer.safetensors in %s: the matrix's optimizer restarts.", checkpoint)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs."""
