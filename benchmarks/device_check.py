@@ -141,7 +141,8 @@ def main() -> int:
     gpu_rows = numeric_checks("cuda")
     timings["numeric checks, CUDA"] = time.perf_counter() - step
     sections = [f"# Device check: {torch.cuda.get_device_name()}, torch {torch.__version__}", "",
-                "## Fused hard-label and soft paths vs a float64 CPU reference", "", numeric_table(gpu_rows, "cuda"), ""]
+                "## Fused hard-label and soft paths vs a float64 CPU reference", "",
+                numeric_table(gpu_rows, "cuda"), ""]
     passed = gpu_half(sections, timings) and all(r["ok"] for r in cpu_rows + gpu_rows)
     total = time.perf_counter() - start
     sections += ["## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], f"- total: {total:.0f} s",

@@ -1,4 +1,4 @@
-"""benchmarks/_peers.py computes what ours computes (same loss, same gradients), so loss_speed compares like for like."""
+"""benchmarks/_peers.py computes what ours computes (same loss, same gradients): loss_speed compares like for like."""
 from __future__ import annotations
 
 import sys

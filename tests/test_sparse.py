@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hf_labelsmooth import create_loss
-from hf_labelsmooth.losses.sparse.slots import merge_into
+from hf_labelsmooth.losses.sparse.tables import merge_into
 
 pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
 

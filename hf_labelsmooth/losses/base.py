@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from .eager import eager_only
 from .validation import as_class_ids, check_alpha, check_finite_loss, check_logits_shape, check_num_classes, \
     check_reduction, check_target
 from .functional import one_hot
@@ -97,14 +98,14 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
                     self.update(logits32.detach(), dense, labels)
         return loss
 
-    @torch.compiler.disable
+    @eager_only
     def _check_inputs(self, logits: Tensor, target: Tensor) -> None:
         """Count the call and check shapes and labels (host syncs: under torch.compile, the one graph break)."""
         batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
         check_logits_shape(logits, self.num_classes, batch)
         check_target(target, logits.shape[0], self.num_classes, batch)
 
-    @torch.compiler.disable
+    @eager_only
     def _check_loss(self, loss: Tensor, per_sample: Tensor, logits: Tensor) -> None:
         """Raise on a non-finite loss, before `update` changes any state (a host sync, outside compiled graphs)."""
         check_finite_loss(loss, per_sample, logits, self.batches_seen - 1)

@@ -12,6 +12,12 @@ RowsFn = Callable[[Tensor], Tensor]
 LOG_TINY = math.log(torch.finfo(torch.float32).tiny)  # where float32 log-targets are clamped (α ∈ {0, 1})
 
 
+def may_sync(x: Tensor) -> bool:
+    """Whether a shortcut may read a value of `x` on the host: on the CPU (free), never under torch.compile (a graph
+    break) nor on other devices (a sync). Both branches of such a shortcut are exact; the other one runs elsewhere."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def log_or_neg_inf(x: float) -> float:
     """log(x) of a weight such as α, -inf at 0."""
     return math.log(x) if x > 0 else float("-inf")

@@ -7,7 +7,7 @@ from torch import Tensor
 from .kernels.fused_lls import NORMAL, DenseHardLLS, SparseHardLLS
 from .registry import MethodCard, register_loss
 from .learnable import LearnableRelationLoss
-from .functional import LOG_TINY, kl_divergence, mix, one_hot, relation_targets, safe_log
+from .functional import LOG_TINY, kl_divergence, may_sync, mix, one_hot, relation_targets, safe_log
 
 
 @register_loss("lls")
@@ -66,9 +66,10 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
 
     def _targets(self, target: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
         """(t, log t) in float32; log t stays exact where α·R is below float32's normal range: such targets are built
-        in float64 (checked on the CPU, one host sync; always on other devices). log t = log(tiny) where t = 0."""
+        in float64 (checked on the CPU, one host sync; always where that would sync, `may_sync`). log t = log(tiny)
+        where t = 0."""
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        if self.alpha == 0 or (t.device.type == "cpu" and bool((t.amin(dim=-1) >= NORMAL).all())):
+        if self.alpha == 0 or (may_sync(t) and bool((t.amin(dim=-1) >= NORMAL).all())):
             return t, safe_log(t)
 
         def rows(classes: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .eager import eager_only
 from .kernels.fused_ce import smoothed_cross_entropy
 from .registry import MethodCard, register_loss
 from .sparse.slots import check_top_n
@@ -111,7 +112,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         if self.update_every is not None:
             self._swap_on_period()
 
-    @torch.compiler.disable
+    @eager_only
     def _swap_on_period(self) -> None:
         """Swap every `update_every` batches (a host sync and collectives: a graph break under torch.compile)."""
         if int(self.steps) % self.update_every == 0:

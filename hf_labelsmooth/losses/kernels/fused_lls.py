@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from .wrong_class import most_probable_wrong
-from ..functional import LOG_TINY, at, log_or_neg_inf
+from ..functional import LOG_TINY, at, log_or_neg_inf, may_sync
 
 NORMAL = 1e-30  # q_y above this has full float32 precision: log q_y = log(q_y)
 
@@ -81,10 +81,10 @@ def _dense_rows(zf: Tensor, labels: Tensor, relation_logits: Tensor, alpha: floa
 
 def _log_own(relation_rows: Tensor, q: Tensor, labels: Tensor) -> Tensor:
     """log q_y from Q[y] [B, K] and q = softmax(Q[y]); exact also where q_y is below float32's normal range (Q[y, y]
-    ~70+ below its row max): there Q_yy - logsumexp(Q[y]). The CPU checks first (one host sync); other devices
-    always take the exact form."""
+    ~70+ below its row max): there Q_yy - logsumexp(Q[y]). The CPU checks first (one host sync); other devices and
+    compiled graphs always take the exact form (`may_sync`)."""
     q_y = at(q, labels[:, None])
-    if q.device.type == "cpu" and bool((q_y >= NORMAL).all()):
+    if may_sync(q) and bool((q_y >= NORMAL).all()):
         return q_y.log()
     return at(relation_rows, labels[:, None]) - relation_rows.amax(dim=-1) + q.amax(dim=-1).log()  # - lse(Q[y])
 

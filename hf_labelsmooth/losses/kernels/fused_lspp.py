@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from .wrong_class import most_probable_wrong
-from ..functional import LOG_TINY, log_or_neg_inf
+from ..functional import LOG_TINY, log_or_neg_inf, may_sync
 
 NORMAL = 1e-30  # p_y above this has full float32 precision: lse = z_y - log p_y
 
@@ -27,11 +27,6 @@ NORMAL = 1e-30  # p_y above this has full float32 precision: lse = z_y - log p_y
 def log_target_own(alpha: float) -> float:
     """Clamped log t_y = log(1-α)."""
     return max(LOG_TINY, math.log(1.0 - alpha)) if alpha < 1.0 else LOG_TINY
-
-
-def may_sync(x: Tensor) -> bool:
-    """Whether a shortcut may read a value on the host: on the CPU (free), and never under torch.compile."""
-    return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def softmax_lse(z: Tensor, x: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:

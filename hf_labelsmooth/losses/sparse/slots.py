@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ..eager import eager_only
 from ..kernels.wrong_class import most_probable_wrong
 from .grouped_merge import merge_groups
 from .tables import merge_top_tables
@@ -128,7 +129,7 @@ class SparseLogitsMixin:
         if self.refresh_every is not None:
             self._refresh_on_period()
 
-    @torch.compiler.disable
+    @eager_only
     def _refresh_on_period(self) -> None:
         """Refresh every `refresh_every` batches (a host sync: a graph break under torch.compile)."""
         if int(self.refresh_steps) % self.refresh_every == 0:
