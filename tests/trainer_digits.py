@@ -87,9 +87,10 @@ class CrashAfterSave(TrainerCallback):
         raise Interrupt
 
 
-def interrupted_then_resumed(out: str, method: str, batch: int, n_train: int, save_steps: int) -> LabelSmoothingTrainer:
+def interrupted_then_resumed(out: str, method: str, batch: int, n_train: int, save_steps: int,
+                             **overrides: Any) -> LabelSmoothingTrainer:
     """Train until the first checkpoint (crash), then resume from it in a new trainer; returns the resumed one."""
-    args = digits_args(out, method, batch, save_strategy="steps", save_steps=save_steps)
+    args = digits_args(out, method, batch, save_strategy="steps", save_steps=save_steps, **overrides)
     crashing = LabelSmoothingTrainer(model=tiny_model(), args=args, train_dataset=DigitsDataset(n_train),
                                      callbacks=[CrashAfterSave()])
     try:
@@ -101,6 +102,35 @@ def interrupted_then_resumed(out: str, method: str, batch: int, n_train: int, sa
     return resumed
 
 
+FSDP = {"fsdp": "full_shard", "fsdp_config": {"version": 2, "sync_module_states": False}}
+
+
+def fsdp_on_cpu() -> None:
+    """Let Accelerate pick FSDP for a CPU (gloo) process group, so the Trainer's FSDP path runs on this machine.
+
+    Accelerate selects FSDP only on accelerators (on CPU `fsdp` is silently ignored: DDP). Here the group is
+    reported to Accelerate as multi-GPU; devices, backend (gloo) and torch's FSDP2 are the real ones. FSDP2's
+    preparation also asks every model for its input embeddings, which ConvNeXt lacks (a vision model has none).
+    """
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    init = PartialState.__init__
+
+    def init_as_multi_gpu(self, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if self.distributed_type == DistributedType.MULTI_CPU:
+            self.distributed_type = DistributedType.MULTI_GPU
+
+    PartialState.__init__ = init_as_multi_gpu
+    ConvNextForImageClassification.get_input_embeddings = lambda self: None
+
+
+def _full_weights(trainer: LabelSmoothingTrainer) -> dict[str, torch.Tensor]:
+    state = trainer.accelerator.get_state_dict(trainer.model)  # FSDP: gathered from the shards
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -108,17 +138,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--world_size", type=int, default=2)
     parser.add_argument("--resume_check", action="store_true", help="also crash at step 3 and resume (ols, lls)")
+    parser.add_argument("--fsdp", action="store_true", help="shard the model with FSDP2 through Accelerate")
     opts = parser.parse_args(argv)
+    overrides = FSDP if opts.fsdp else {}
+    if opts.fsdp:
+        fsdp_on_cpu()
     for method in opts.methods:
-        trainer = train_digits(os.path.join(opts.out, method), method, batch=opts.batch, n_train=128)
+        trainer = train_digits(os.path.join(opts.out, method), method, batch=opts.batch, n_train=128, **overrides)
         rank = trainer.args.process_index
         assert trainer.args.world_size == opts.world_size, f"rank {rank}: world size {trainer.args.world_size}"
+        assert trainer.is_fsdp_enabled == opts.fsdp
         state = {"matrix": trainer.relation_loss.relation_matrix(),
-                 **{f"model.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()},
+                 **{f"model.{k}": v for k, v in _full_weights(trainer).items()},
                  "losses": torch.tensor([h["loss"] for h in trainer.state.log_history if "loss" in h])}
         torch.save(state, os.path.join(opts.out, f"{method}.rank{rank}.pt"))
         if opts.resume_check and method in ("ols", "lls"):
-            resumed = interrupted_then_resumed(os.path.join(opts.out, f"{method}-resume"), method, opts.batch, 128, 3)
+            resumed = interrupted_then_resumed(os.path.join(opts.out, f"{method}-resume"), method, opts.batch, 128, 3,
+                                               **overrides)
             assert resumed.state.global_step == trainer.state.global_step
             torch.save({"matrix": resumed.relation_loss.relation_matrix()},
                        os.path.join(opts.out, f"{method}.resumed.rank{rank}.pt"))
