@@ -121,7 +121,7 @@ def test_a_registered_loss_reaches_every_integration_with_no_other_edit(toy, tmp
     with pytest.raises(LaunchError):  # the class says it has no sparse rows: the flag is refused
         LaunchOptions(loss_type=toy, relation_top_n=4).check()
     trainer = train_digits(str(tmp_path / "run"), toy, n_train=64, num_train_epochs=1, relation_lr=0.5)
-    group = trainer.relation_optimizer.param_groups[-1]
+    group = trainer.relation_optimizer.optimizer.param_groups[-1]
     assert group["params"][0] is trainer.relation_loss.logits and group["weight_decay"] == 0.0
     assert trainer.relation_loss.logits.abs().max() > 1e-4  # trained by its optimizer
     assert "relation_entropy" in [h for h in trainer.state.log_history if "loss" in h][-1]

@@ -175,12 +175,33 @@ def test_resume_ends_where_the_uninterrupted_run_does(data, out, loss: str, extr
                                load_relations(full / "relation_matrix").matrix, rtol=0, atol=0)
 
 
-def test_torchcompile_trains_and_validates_the_model_alone(data, out) -> None:
-    """timm validates with the compiled trainable module; with LLS that module is model + loss: the model alone."""
-    run_dir = run(data, out, "compiled", FAST + ["--epochs", "1", "--loss-type", "lls", "--torchcompile", "eager"])
-    assert summary(run_dir)[0]["eval_top1"] > 20.0
-    state = checkpoint(run_dir / "last.pth.tar")
-    assert "conv_stem.weight" in state["state_dict"] and state["task_state"]["criterion"]["logits"].abs().max() > 0
+@pytest.mark.parametrize("loss", ["ls", "ols", "lspp", "lls"])
+def test_torchcompile_trains_each_loss_as_eager(trained, data, out, loss: str) -> None:
+    """--torchcompile (aot_eager: Dynamo + AOTAutograd, the inductor front end, fast on 2 cores): model and loss
+    compiled (LS++/LLS in one graph with the model), validation on the compiled model alone, the eager run's losses,
+    accuracies, weights and loss state."""
+    frames = torch._dynamo.utils.counters["frames"]["ok"]
+    run_dir = run(data, out, f"compiled-{loss}", FAST + ["--loss-type", loss, "--torchcompile", "aot_eager"])
+    assert torch._dynamo.utils.counters["frames"]["ok"] > frames  # it did compile
+    eager = trained(loss, False)
+    for a, b in zip(summary(eager), summary(run_dir), strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert abs(a["eval_top1"] - b["eval_top1"]) <= 100 / 80 + 1e-9  # at most one of the 80 eval images
+    a, b = checkpoint(eager / "last.pth.tar"), checkpoint(run_dir / "last.pth.tar")
+    assert "conv_stem.weight" in b["state_dict"]  # the bare model's keys: no _orig_mod. prefix
+    for part in ("state_dict", "task_state"):
+        for key, value in _flat(a[part]).items():
+            torch.testing.assert_close(_flat(b[part])[key].float(), value.float(), rtol=1e-4, atol=1e-4, msg=key)
+
+
+def _flat(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, torch.Tensor):
+            out[prefix + key] = value
+    return out
 
 
 def _free_port() -> int:

@@ -114,14 +114,14 @@ def test_relation_optimizer(tmp_path) -> None:
                                                          warmup_steps=2))
         optimizer = trainer.create_optimizer()
         assert not any(p is trainer.relation_loss.logits for g in optimizer.param_groups for p in g["params"])
-        group, = trainer.relation_optimizer.param_groups
-        assert type(trainer.relation_optimizer) is type(optimizer)
+        group, = trainer.relation_optimizer.optimizer.param_groups
+        assert type(trainer.relation_optimizer.optimizer) is type(optimizer)
         assert group["params"] == [trainer.relation_loss.logits]
         assert group["lr"] == 0.3 and group["weight_decay"] == decay
         trainer.create_scheduler(num_training_steps=10)
         for _ in range(3):
-            trainer.lr_scheduler.step(), trainer.relation_scheduler.step()
-        ratio = trainer.relation_optimizer.param_groups[0]["lr"] / 0.3
+            trainer.lr_scheduler.step(), trainer.relation_optimizer.scheduler.step()
+        ratio = trainer.relation_optimizer.optimizer.param_groups[0]["lr"] / 0.3
         assert ratio == pytest.approx(optimizer.param_groups[0]["lr"] / 5e-3) and 0 < ratio < 1
 
 
