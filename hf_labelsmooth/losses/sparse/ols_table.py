@@ -28,7 +28,7 @@ else:
 
 
 class SparseOLSMixin(_LossBase):
-    """Sparse S and accumulator for `OnlineLabelSmoothing` (see the module docstring). Mixed in before `RelationLoss`."""
+    """Sparse S and accumulator for `OnlineLabelSmoothing` (see the module docstring); mixed in before RelationLoss."""
 
     top_n: int | None  # None: dense storage (the sparse methods here are called only when set)
     empty_row: str  # OLS options
