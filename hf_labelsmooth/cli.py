@@ -35,7 +35,8 @@ def run_show(args: argparse.Namespace) -> int:
     print(format_summary(matrix, args.top))
     if args.png:
         if matrix.plot(args.png) is None:
-            raise ValueError(f"Expected a dense matrix for --png but got a top-{matrix.top_n} table (K="
+            top_n = getattr(matrix, "top_n", None)  # only a top-N table (RelationTopK) draws no heatmap
+            raise ValueError(f"Expected a dense matrix for --png but got a top-{top_n} table (K="
                              f"{matrix.num_classes} is too large to draw). Drop --png.")
         print(f"heatmap written to {printable(args.png)}")
     return 0

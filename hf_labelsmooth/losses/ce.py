@@ -26,6 +26,7 @@ class CrossEntropy(RelationLoss):
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None:
             return F.cross_entropy(logits, labels, reduction="none", ignore_index=NO_IGNORE_INDEX)
+        assert target is not None  # soft targets always come dense (RelationLoss.forward)
         return cross_entropy(target, logits.log_softmax(dim=-1))
 
     def relation_matrix(self) -> Tensor:

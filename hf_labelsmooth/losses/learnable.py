@@ -55,8 +55,11 @@ class LearnableRelationLoss(SparseLogitsMixin, RelationLoss):
             return
         if labels is not None and confusions is not None:
             self._record_confusions(labels, *confusions)
+        elif labels is not None:
+            self._observe_confusions(logits, labels)
         else:
-            self._observe_confusions(logits, labels if labels is not None else target.argmax(dim=-1))
+            assert target is not None  # soft targets always come dense (RelationLoss.forward)
+            self._observe_confusions(logits, target.argmax(dim=-1))
 
     def end_epoch(self) -> None:
         """Refresh the sparse slots at the epoch end (unless `refresh_every` batches is the period)."""

@@ -61,7 +61,9 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
             self._confusions = (wrong, score) if self.training else None  # recorded by `update`
             return loss
         log_p = logits.float().log_softmax(dim=-1)
-        t, log_t = self._targets(one_hot(labels, self.num_classes) if labels is not None else target, labels)
+        dense = one_hot(labels, self.num_classes) if labels is not None else target
+        assert dense is not None  # soft targets always come dense (RelationLoss.forward)
+        t, log_t = self._targets(dense, labels)
         return (kl_divergence(t, log_t, log_p) + kl_divergence(log_p.exp(), log_p, log_t)) / 2
 
     def _targets(self, target: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -23,12 +23,16 @@ class LabelSmoothing(RelationLoss):
     dense_hard_targets = False
     casts_logits = True
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None and (logits.dtype != torch.float32 or logits.shape[-1] >= FUSED_FROM_K):
             return smoothed_cross_entropy(logits, labels, self.alpha)[0]  # one exp pass, no float32 copy of bf16
-        if labels is not None or self.alpha > 0:  # α > 0: every class has target mass, so -inf logits give inf
-            return F.cross_entropy(logits.float(), labels if labels is not None else target, label_smoothing=self.alpha,
-                                   reduction="none", ignore_index=NO_IGNORE_INDEX)
+        if labels is not None:
+            return F.cross_entropy(logits.float(), labels, label_smoothing=self.alpha, reduction="none",
+                                   ignore_index=NO_IGNORE_INDEX)
+        assert target is not None  # soft targets always come dense (RelationLoss.forward)
+        if self.alpha > 0:  # α > 0: every class has target mass, so -inf logits give inf
+            return F.cross_entropy(logits.float(), target, label_smoothing=self.alpha, reduction="none",
+                                   ignore_index=NO_IGNORE_INDEX)
         return cross_entropy(target, logits.float().log_softmax(dim=-1))  # α = 0: masked classes may have -inf logits
 
     def relation_matrix(self) -> Tensor:

@@ -63,6 +63,7 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
             return loss
         log_p = logits.float().log_softmax(dim=-1)
         target = one_hot(labels, self.num_classes) if labels is not None else target
+        assert target is not None  # soft targets always come dense (RelationLoss.forward)
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         network_term = cross_entropy(t.detach(), log_p)
         matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))

@@ -59,6 +59,10 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     )
     dense_hard_targets = False
     casts_logits = True
+    matrix: Tensor  # dense S (buffer) and A (state); sparse storage: see SparseOLSMixin
+    accumulator: Tensor
+    counts: Tensor  # state: correct samples per class in the period
+    steps: Tensor  # buffer: training batches seen
 
     def __init__(self, num_classes: int, alpha: float | None = None, update_every: int | None = None,
                  empty_row: str = "uniform", freeze_threshold: float | None = None, top_n: int | None = None,
@@ -89,12 +93,17 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             loss, probs, correct = smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))
             self._seen = (probs, correct) if self.training else None
             return loss
+        assert target is not None  # soft targets always come dense (RelationLoss.forward)
         smooth = relation_targets(target, labels, self.relation_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
         return cross_entropy(mix(target, smooth, self.alpha), logits.float().log_softmax(dim=-1))
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         seen, self._seen = self._seen, None
-        classes = target.argmax(dim=-1) if labels is None else labels
+        if labels is None:
+            assert target is not None  # soft targets always come dense (RelationLoss.forward)
+            classes = target.argmax(dim=-1)
+        else:
+            classes = labels
         if labels is not None and seen is not None:  # the fused loss already computed both
             probs, correct = seen
         else:
@@ -115,6 +124,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     @eager_only
     def _swap_on_period(self) -> None:
         """Swap every `update_every` batches (a host sync and collectives: a graph break under torch.compile)."""
+        assert self.update_every is not None  # called only when a period is set
         if int(self.steps) % self.update_every == 0:
             self.swap()
 

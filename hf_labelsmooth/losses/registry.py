@@ -50,7 +50,7 @@ def register_loss(name: str) -> Callable[[T], T]:
             raise ValueError(f"Expected a new loss name but got {name!r}, which is already registered by "
                              f"{old.__module__}.{old.__qualname__}.")
         cls.name = name  # type: ignore[attr-defined]
-        _LOSSES[name] = cls  # type: ignore[assignment]
+        _LOSSES[name] = cls
         return cls
 
     return decorator

@@ -51,6 +51,9 @@ class RelationPrior(RelationLoss):
     default_alpha = 0.1
     requires_matrix = True
     dense_hard_targets = False
+    matrix: Tensor | None  # buffer: the K×K prior, or None with a top-N table
+    top_indices: Tensor  # buffers of a top-N table (set when `matrix` is None)
+    top_values: Tensor
 
     def __init__(self, num_classes: int, alpha: float | None = None, matrix: Any = None,
                  label_names: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -84,6 +87,7 @@ class RelationPrior(RelationLoss):
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None:  # fused: t = (1-α)·e_y + α·M[y] never built, one softmax (as OLS)
             return smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))[0]
+        assert target is not None  # soft targets always come dense (RelationLoss.forward)
         t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
         return cross_entropy(t, logits.log_softmax(dim=-1))
 

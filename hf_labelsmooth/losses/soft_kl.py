@@ -39,7 +39,8 @@ class SoftKL(RelationLoss):
                 "or use create_loss('ls')."
             )
 
-    def compute(self, logits: Tensor, target: Tensor, labels: Tensor | None) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
+        assert target is not None  # dense_hard_targets: always set
         return kl_divergence(target, safe_log(target), logits.log_softmax(dim=-1))
 
     def relation_matrix(self) -> Tensor:

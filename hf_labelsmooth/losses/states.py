@@ -67,6 +67,7 @@ def reduce_state(tensors: tuple[Tensor, ...], reduction: Reduction, size: int) -
         for tensor in tensors:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return
+    assert callable(reduction)  # `check_state` admits "sum" or a merge callable
     gathered = []
     for tensor in tensors:
         parts = [torch.empty_like(tensor) for _ in range(size)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_HEADER_BYTES = 1 << 20  # safetensors header of an artifact: a few tensors and short metadata
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
@@ -16,7 +16,7 @@ DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
 TensorSpecs = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (safetensors dtype, shape)
 
 
-def _counts(values: Any) -> bool:
+def _counts(values: Any) -> TypeGuard[list[int]]:
     """A JSON list of integers >= 0."""
     return isinstance(values, list) and all(type(x) is int and x >= 0 for x in values)
 

@@ -161,6 +161,7 @@ class Folder:
             return self.local / name
         from huggingface_hub import hf_hub_download
 
+        assert self.repo_id is not None  # a folder is local or a Hub repo
         return Path(hf_hub_download(self.repo_id, name, **self.hub_kwargs))
 
 

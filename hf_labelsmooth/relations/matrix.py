@@ -85,7 +85,7 @@ class ClassRelationMatrix(RelationArtifact):
 
     @classmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "ClassRelationMatrix":
-        return cls(tensors["relation_matrix"], config.get("label_names"), logits=tensors.get("logits"),
+        return cls(tensors["relation_matrix"], config["label_names"], logits=tensors.get("logits"),
                    logits_kind=config.get("logits_kind"), **cls.fields_from_config(config))
 
     def subset(self, label_names: Sequence[str]) -> "ClassRelationMatrix":
@@ -101,8 +101,11 @@ class ClassRelationMatrix(RelationArtifact):
                              f"(unknown: {missing[:8]}).")
         idx = torch.tensor([self.label_names.index(n) for n in names])
         logits = None if self.logits is None else self.logits[idx][:, idx]
-        matrix = checks.softmax_logits(logits, self.logits_kind) if logits is not None else \
-            checks.renormalise_rows(self.matrix[idx][:, idx])
+        if logits is not None:
+            assert self.logits_kind is not None  # stored logits always carry their kind (`check_logits`)
+            matrix = checks.softmax_logits(logits, self.logits_kind)
+        else:
+            matrix = checks.renormalise_rows(self.matrix[idx][:, idx])
         fields = {**self.fields_from_config(self.to_config()), "extra": {**self.extra, "subset_of": self.num_classes}}
         return type(self)(matrix, names, logits=logits, logits_kind=self.logits_kind, **fields)
 

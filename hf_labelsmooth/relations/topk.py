@@ -94,7 +94,7 @@ class RelationTopK(RelationArtifact):
 
     @classmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "RelationTopK":
-        return cls(tensors["indices"], tensors["values"], config.get("label_names"),
+        return cls(tensors["indices"], tensors["values"], config["label_names"],
                    include_self=bool(config.get("include_self", True)), **cls.fields_from_config(config))
 
     def rows(self, classes: Tensor) -> Tensor:

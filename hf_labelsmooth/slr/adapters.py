@@ -182,6 +182,7 @@ class HFTrainerSLRAdapter:
         trainer = Trainer(model=self.model_init(), args=args, train_dataset=train_set, data_collator=self.data_collator,
                           compute_loss_func=soft_loss_func(self.num_classes, self.task))
         trainer.train()
+        assert trainer.model is not None  # the Trainer was given one
         return trainer.model.eval()
 
     def predict(self, model: Any, dataset: Dataset) -> np.ndarray:

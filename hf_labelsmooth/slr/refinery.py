@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import numpy as np
 from datasets import ClassLabel, Dataset
@@ -94,8 +94,11 @@ class StochasticLabelRefinery:
                  task: str = "classification", num_classes: int | None = None, label_column: str = "label",
                  soft_label_column: str = "soft_label", ensemble: int = 1, tta: Sequence[View] = (),
                  resume: bool = True) -> None:
-        self.train_fns = list(train_fn) if isinstance(train_fn, (list, tuple)) else [train_fn]
-        self.predict_fns = list(predict_fn) if isinstance(predict_fn, (list, tuple)) else [predict_fn]
+        # casts: mypy cannot rule out a callable list subclass, so the isinstance test does not narrow the else branch
+        self.train_fns: list[TrainFn] = (list(train_fn) if isinstance(train_fn, (list, tuple))
+                                         else [cast(TrainFn, train_fn)])
+        self.predict_fns: list[PredictFn] = (list(predict_fn) if isinstance(predict_fn, (list, tuple))
+                                             else [cast(PredictFn, predict_fn)])
         if len(self.predict_fns) == 1:
             self.predict_fns *= len(self.train_fns)
         if len(self.predict_fns) != len(self.train_fns):
@@ -144,12 +147,13 @@ class StochasticLabelRefinery:
                 predictions = np.zeros((len(dataset), *fold_preds.shape[1:]), dtype=np.float64)
             predictions[held_out] = fold_preds
             logger.info("SLR round %d fold %d/%d done", round_idx, fold_idx + 1, self.k)
+        assert predictions is not None  # `make_folds` gives k >= 2 folds
         return predictions
 
     def _fold_predictions(self, train: Dataset, val: Dataset, keys: tuple[int, int],
                           label_shape: tuple[int, ...]) -> np.ndarray:
         """Average over train functions × ensemble members × views (SLR-e, SLR-a) of the held-out predictions."""
-        total, count = 0.0, 0
+        total, count = np.zeros((len(val), *label_shape)), 0
         for fn_idx, (train_fn, predict_fn) in enumerate(zip(self.train_fns, self.predict_fns)):
             for member in range(self.ensemble):
                 model = train_fn(train, derive_seed(self.seed, *keys, fn_idx, member))
@@ -187,6 +191,7 @@ class StochasticLabelRefinery:
         if state is None:
             self._save(0, labels, dataset)
             return labels, 0
+        assert self.output_dir is not None  # a state is only loaded from `output_dir`
         ckpt.check_meta(state, self._meta(dataset), self.output_dir)
         done = min(int(state["rounds_done"]), self.rounds)
         logger.info("SLR resuming from %s after round %d", self.output_dir, done)

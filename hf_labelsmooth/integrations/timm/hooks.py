@@ -209,7 +209,7 @@ def installed(state: LaunchState) -> Iterator[LaunchState]:
                 original = getattr(module, name)
                 stack.callback(setattr, module, name, original)
                 setattr(module, name, functools.wraps(original)(functools.partial(hook, original)))
-        for module in (timm.loss, timm.task):
-            stack.callback(setattr, module, "LOSS_TYPES", module.LOSS_TYPES)
-            module.LOSS_TYPES = loss_types
+        for package in (timm.loss, timm.task):  # getattr/setattr: typed as plain modules
+            stack.callback(setattr, package, "LOSS_TYPES", getattr(package, "LOSS_TYPES"))
+            setattr(package, "LOSS_TYPES", loss_types)
         yield state

@@ -1,7 +1,7 @@
 """timm's loss factory extended with the registered relation losses (``--loss-type`` / ``--loss`` names)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from timm.loss import LOSS_TYPES as TIMM_LOSS_TYPES
 from timm.loss import create_classification_loss as timm_create_classification_loss
@@ -12,7 +12,7 @@ from ...losses import create_loss, is_loss, list_losses
 __all__ = ["TIMM_LOSS_TYPES", "create_classification_loss", "is_relation_loss_type", "list_classification_loss_types"]
 
 
-def is_relation_loss_type(loss_type: str | None) -> bool:
+def is_relation_loss_type(loss_type: str | None) -> TypeGuard[str]:
     """True for our losses (``"ls"``, ``"ols"``, ...); False for timm's own types (``"ce"``, ``"bce"``, ...)."""
     return loss_type is not None and loss_type not in TIMM_LOSS_TYPES and is_loss(loss_type)
 

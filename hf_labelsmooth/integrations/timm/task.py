@@ -9,7 +9,7 @@ OLS swap, `RelationLoss.sync_states`).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import torch
 from timm.task import ClassificationTask, TrainingTask
@@ -80,6 +80,9 @@ class RelationClassificationTask(ClassificationTask):
         verbose: Log the criterion.
     """
 
+    # None when the criterion lives in the trainable module; timm infers `Callable` from its loss factory
+    criterion: nn.Module | None  # type: ignore[assignment]
+
     def __init__(self, model: nn.Module, criterion: nn.Module, device: torch.device | None = None,
                  dtype: torch.dtype | None = None, verbose: bool = True) -> None:
         TrainingTask.__init__(self, device=device, dtype=dtype, verbose=verbose)
@@ -113,22 +116,25 @@ class RelationClassificationTask(ClassificationTask):
         output, loss = self.trainable_module(input, target)
         return {"loss": loss, "output": output}
 
-    def compile(self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
+    def compile(  # type: ignore[override]  # timm's ClassificationTask.compile already differs from nn.Module's
+            self, backend: str = "inductor", mode: str | None = None, **compile_kwargs: Any) -> nn.Module:
         """``torch.compile`` the trainable module and a loss kept beside it, before DDP (timm ``--torchcompile``).
 
         A learnable loss is compiled in one graph with the model (with ``check_inputs=False``, no graph break).
         The loss module itself stays uncompiled for `get_task_state` (no ``_orig_mod.`` keys); validation runs
         the compiled timm model alone (timm would validate with the compiled model + loss, which needs targets).
         """
+        # casts: torch.compile of a module returns an OptimizedModule, its stubs say a plain callable
         module = self.trainable_module
-        self.trainable_module = torch.compile(module, backend=backend, mode=mode, **compile_kwargs)
+        self.trainable_module = cast(nn.Module, torch.compile(module, backend=backend, mode=mode, **compile_kwargs))
         if isinstance(module, RelationTrainableModule):
             ignore_loss_buffers(self.trainable_module)
-            self.eval_model = torch.compile(module.model, backend=backend, mode=mode, **compile_kwargs)
+            self.eval_model = cast(nn.Module, torch.compile(module.model, backend=backend, mode=mode, **compile_kwargs))
         else:
             self.eval_model = self.trainable_module
         if self.criterion is not None:
-            self.compiled_criterion = torch.compile(self.criterion, backend=backend, mode=mode, **compile_kwargs)
+            self.compiled_criterion = cast(nn.Module, torch.compile(self.criterion, backend=backend, mode=mode,
+                                                                    **compile_kwargs))
         return self.eval_model
 
     def get_eval_model(self, module: nn.Module | None = None, ema: bool = False) -> nn.Module | None:
@@ -159,8 +165,9 @@ class RelationClassificationTask(ClassificationTask):
 
     def end_epoch(self) -> None:
         """Epoch end, on every rank (collective): the loss's hook (OLS swaps), then `consolidate_loss_state`."""
-        if hasattr(self.loss, "end_epoch"):
-            self.loss.end_epoch()
+        end_epoch = getattr(self.loss, "end_epoch", None)  # any timm criterion may sit here
+        if end_epoch is not None:
+            end_epoch()
         self.consolidate_loss_state()
 
     def consolidate_loss_state(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import safe_open
@@ -56,7 +56,8 @@ class RelationOptimizer:
         self.scheduler = get_scheduler(args.lr_scheduler_type, optimizer=self.optimizer,
                                        num_warmup_steps=args.get_warmup_steps(num_training_steps),
                                        num_training_steps=num_training_steps,
-                                       scheduler_specific_kwargs=args.lr_scheduler_kwargs)
+                                       # a JSON string is parsed into a dict by TrainingArguments.__post_init__
+                                       scheduler_specific_kwargs=cast("dict | None", args.lr_scheduler_kwargs))
 
     def step(self, scaler: Any = None) -> None:
         """One step; with a loss scaler (fp16) through it: unscaled, skipped on inf, before the model's step whose

@@ -52,7 +52,9 @@ class RelationSharingTrainer(Trainer):
         """
         if not self.args.should_save:
             return
-        directory = Path(output_dir or self.args.output_dir) / ARTIFACT_DIR
+        root = output_dir or self.args.output_dir
+        assert root is not None  # TrainingArguments.__post_init__ fills output_dir
+        directory = Path(root) / ARTIFACT_DIR
         if not self.relation_loss.learns_relations:
             if is_own_config(directory / CONFIG_FILE):
                 logger.warning("Removing %s: written by an earlier run, and %s learns no matrix.", directory,
@@ -98,4 +100,5 @@ class RelationSharingTrainer(Trainer):
         if self.is_world_process_zero():
             section = card_section(loss.name, loss.alpha, self.source_model, self.dataset, loss.learns_relations,
                                    getattr(self, "hub_model_id", None))
+            assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
             add_card_section(Path(self.args.output_dir) / "README.md", section)

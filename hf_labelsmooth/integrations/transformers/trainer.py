@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import Tensor, nn
@@ -90,10 +90,13 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             self.args, int(config.num_labels), self.class_names)
         loss.reduction = "none"
         self.relation_loss = loss.to(self.args.device)
-        self.relation_loss_fn = self.relation_loss
+        self.relation_loss_fn: nn.Module = self.relation_loss
         if self.args.torch_compile:  # the Trainer compiles the model; the loss is compiled alike (breaks: the checks)
-            self.relation_loss_fn = torch.compile(self.relation_loss, backend=self.args.torch_compile_backend,
-                                                  mode=self.args.torch_compile_mode)
+            # cast: torch.compile of a module returns an OptimizedModule, its stubs say a plain callable;
+            # ignore: its overloads leave out backend=None, which its implementation takes (the default backend)
+            self.relation_loss_fn = cast(nn.Module, torch.compile(
+                self.relation_loss, backend=self.args.torch_compile_backend,  # type: ignore[arg-type]
+                mode=self.args.torch_compile_mode))
         self.relation_optimizer: RelationOptimizer | None = None
         self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every,
                                                optimizer_step=self._relation_optimizer_step,
@@ -156,7 +159,9 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         """The Trainer's optimizer, and `relation_optimizer` for a learnable matrix (see `RelationOptimizer`)."""
         optimizer = super().create_optimizer(model)
         if self.relation_optimizer is None:
-            cls, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, model)
+            # transformers annotates `model` as PreTrainedModel, but its own create_optimizer passes any nn.Module
+            cls, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(
+                self.args, model)  # type: ignore[arg-type]
             self.relation_optimizer = RelationOptimizer.for_loss(self.relation_loss, self.args, cls, kwargs)
         return optimizer
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
 
 from .wrong_class import most_probable_wrong
 from ..functional import LOG_TINY, at, log_or_neg_inf, may_sync
@@ -105,7 +106,7 @@ class DenseHardLLS(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, logits: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float) -> Tensor:
+    def forward(ctx: Any, logits: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float) -> Tensor:
         buf, feats = _dense_rows(logits.float(), labels, relation_logits, alpha)
         consts = _dense_constants(alpha, logits.shape[1], logits.device)
         coef = torch.addmm(consts[4], consts[3], feats)
@@ -122,7 +123,7 @@ class DenseHardLLS(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None]:
         rows, labels, factors = ctx.saved_tensors
         scale = grad[:, None] * factors  # [2, B, 1]: (-1/2, α/2) times the upstream gradient
         rows_z, rows_q = (rows.mul_(scale) if not _keeps_graph() else rows * scale).unbind(0)
@@ -172,7 +173,7 @@ class SparseHardLLS(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, logits: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
+    def forward(ctx: Any, logits: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
                 n_tail: int, alpha: float, observe: bool) -> tuple[Tensor, Tensor, Tensor]:
         zf, cols = logits.float(), torch.cat([slots, labels[:, None]], dim=1)
         z_e, sum_z, p = zf.gather(1, cols), zf.sum(dim=-1), zf.softmax(dim=-1)
@@ -199,7 +200,7 @@ class SparseHardLLS(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
         rows, lp, pe, t, lt, lt1, wt, n_rest, s_lp, s_p = ctx.saved_tensors
         s = grad[:, None] / 2
         grad_z = grad_r = grad_tail = None

@@ -13,10 +13,11 @@ graph (``retain_graph=True``) raises autograd's "modified by an inplace operatio
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
 
 from .wrong_class import most_probable_wrong
 from ..functional import LOG_TINY, log_or_neg_inf, may_sync
@@ -59,7 +60,7 @@ class DenseLSPP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, z: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float,
+    def forward(ctx: Any, z: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float,
                 track: bool) -> Tensor:
         col = labels[:, None]
         lend = track and ctx.needs_input_grad[2] and not torch.compiler.is_compiling()  # compiled: memory is planned
@@ -78,7 +79,7 @@ class DenseLSPP(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None, None, None]:
         p, r, labels, p_y, own, cut = ctx.saved_tensors
         col, alpha, half, grad_c, ctx.grad_c = labels[:, None], ctx.alpha, grad.mul(0.5)[:, None], ctx.grad_c, None
         kept = None if cut is None else torch.where(own >= cut[:, None], p, 0.0).scatter_(1, col, 0.0)
@@ -175,7 +176,7 @@ class SparseLSPP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, z: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
+    def forward(ctx: Any, z: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor,
                 n_tail: int, alpha: float, observe: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         col, x = labels[:, None], z if z.dtype == torch.float32 else z.float()
         z_s, r_s, total = x.gather(1, slots), log_r.exp(), x.sum(dim=-1) if n_tail > 0 else None
@@ -185,6 +186,7 @@ class SparseLSPP(torch.autograd.Function):
         tail = alpha * log_r_tail.exp() if n_tail > 0 else torch.zeros_like(log_r_tail)
         t_z = (1.0 - alpha) * z_y + alpha * torch.linalg.vecdot(r_s, z_s)
         if n_tail > 0:
+            assert total is not None  # set above whenever n_tail > 0
             t_z = t_z + tail * (total - z_y - z_s.sum(dim=-1))
         p_rest = (1.0 - p_y - p_s.sum(dim=-1)).clamp_min(0.0) if n_tail > 0 else torch.zeros_like(p_y)
         log_t_s, log_t_tail = log_r + log_or_neg_inf(alpha), log_r_tail + log_or_neg_inf(alpha)
@@ -198,7 +200,7 @@ class SparseLSPP(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
         p, labels, slots, p_y, p_s, r_s, tail, p_s_kept, p_rest_kept = ctx.saved_tensors
         half, alpha = grad.mul(0.5), ctx.alpha
         grad_z = None

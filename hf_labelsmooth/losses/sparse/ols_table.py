@@ -12,7 +12,7 @@ all processes are merged in one pass (`merge_top_tables`: the same result on eve
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -21,12 +21,25 @@ from .grouped_merge import merge_groups
 from .slots import DENSE_MATRIX_LIMIT
 from .tables import merge_top_tables
 
+if TYPE_CHECKING:  # the mixin only ever sits before RelationLoss in the bases of OLS
+    from ..base import RelationLoss as _LossBase
+else:
+    _LossBase = object
 
-class SparseOLSMixin:
-    """Sparse S and accumulator for `OnlineLabelSmoothing` (see the module docstring)."""
 
-    num_classes: int
-    add_state: Callable[..., None]  # from RelationLoss
+class SparseOLSMixin(_LossBase):
+    """Sparse S and accumulator for `OnlineLabelSmoothing` (see the module docstring); mixed in before RelationLoss."""
+
+    top_n: int | None  # None: dense storage (the sparse methods here are called only when set)
+    empty_row: str  # OLS options
+    freeze_threshold: float | None
+    frozen: Tensor  # buffers
+    matrix_index: Tensor
+    matrix_values: Tensor
+    matrix_tail: Tensor
+    acc_index: Tensor  # states (`add_state`)
+    acc_values: Tensor
+    acc_dropped: Tensor
 
     def _init_sparse(self, top_n: int, buffer_factor: int) -> None:
         k = self.num_classes
@@ -65,6 +78,7 @@ class SparseOLSMixin:
     @torch.no_grad()
     def _sparse_swap(self, seen: Tensor) -> None:
         """New S from the accumulator (empty rows per `empty_row`, frozen rows kept); clears the accumulator."""
+        assert self.top_n is not None  # sparse rows only
         valid = self.acc_index >= 0
         total = (self.acc_values * valid).sum(dim=-1) + self.acc_dropped
         top, order = self.acc_values.masked_fill(~valid, -1.0).topk(self.top_n, dim=-1)
@@ -94,6 +108,7 @@ class SparseOLSMixin:
 
         Empty slots show tail classes (the lowest class ids outside the slots) with their share of the tail.
         """
+        assert self.top_n is not None  # sparse rows only
         values, order = self.matrix_values.topk(min(n or self.top_n, self.top_n), dim=-1)
         index = self.matrix_index.gather(1, order)
         empty = index < 0

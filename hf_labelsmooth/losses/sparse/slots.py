@@ -23,7 +23,7 @@ moments of a swapped slot are carried over (they are small, as the evicted slot 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,11 @@ from ..eager import eager_only
 from ..kernels.wrong_class import most_probable_wrong
 from .grouped_merge import merge_groups
 from .tables import merge_top_tables
+
+if TYPE_CHECKING:  # the mixin only ever sits before RelationLoss in the bases of LS++/LLS
+    from ..base import RelationLoss as _LossBase
+else:
+    _LossBase = object
 
 DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
 
@@ -71,13 +76,16 @@ def scatter_rows(fill: Tensor, index: Tensor, values: Tensor, num_classes: int) 
     return fill[:, None].expand(len(fill), num_classes).scatter(1, index, values)
 
 
-class SparseLogitsMixin:
-    """Sparse learnable rows for LS++ / LLS (see the module docstring). Expects `num_classes` and `training`."""
+class SparseLogitsMixin(_LossBase):
+    """Sparse learnable rows for LS++ / LLS (see the module docstring). Mixed in before `RelationLoss`."""
 
-    num_classes: int
     include_self: bool = True  # LLS rows may hold the own class; LS++ sets False
-    add_state: Callable[..., None]  # from RelationLoss
-    sync_states: Callable[[], None]
+    top_n: int | None  # None: dense storage (the sparse methods here are called only when set)
+    refresh_every: int | None
+    slots: Tensor  # buffers (registered in `_init_sparse`)
+    refresh_steps: Tensor
+    candidate_index: Tensor  # states (`add_state`)
+    candidate_score: Tensor
 
     def _init_sparse(self, top_n: int, slot_init: Tensor | None, refresh_every: int | None,
                      swap_fraction: float, candidates: int) -> None:
@@ -132,6 +140,7 @@ class SparseLogitsMixin:
     @eager_only
     def _refresh_on_period(self) -> None:
         """Refresh every `refresh_every` batches (a host sync: a graph break under torch.compile)."""
+        assert self.refresh_every is not None  # called only when a period is set
         if int(self.refresh_steps) % self.refresh_every == 0:
             self.refresh()
 
@@ -142,6 +151,7 @@ class SparseLogitsMixin:
         The candidate tables are first merged across processes (`sync_states`), so every process swaps the same
         slots: a slot column means the same class on every process, as the averaged slot-logit gradients assume.
         """
+        assert self.top_n is not None  # sparse rows only
         self.sync_states()
         cand, score = self.candidate_index, self.candidate_score
         in_slots = (cand[:, :, None] == self.slots[:, None, :]).any(dim=-1)
@@ -162,6 +172,7 @@ class SparseLogitsMixin:
 
     def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """(slot class indices [K, N], their probabilities [K, N]) sorted by probability; the tail is left out."""
+        assert self.top_n is not None  # sparse rows only
         classes = torch.arange(self.num_classes, device=self.logits.device)
         with torch.no_grad():
             probs = self._sparse_log_rows(classes).exp().gather(1, self.slots)
