@@ -17,7 +17,7 @@ from torch import Tensor
 
 from hf_labelsmooth import create_loss, list_losses
 from hf_labelsmooth.metrics.functional import expected_calibration_error
-from hf_labelsmooth.optim import module_param_groups, relation_param_groups
+from hf_labelsmooth.optim import default_relation_lr, module_param_groups, relation_param_groups
 
 METHODS = ("ce", "ls", *list_losses(learns_relations=True))  # the baselines, then every method that learns R
 LABELS = [str(d) for d in range(10)]
@@ -67,7 +67,8 @@ def train(method: str, train: Split, args: argparse.Namespace):
     model = build_model(args.model, args.seed)
     loss_fn = create_loss(method, num_classes=10)
     groups = module_param_groups(model, args.weight_decay)
-    groups += relation_param_groups(loss_fn, lr=args.relation_lr, network_weight_decay=args.weight_decay)
+    relation_lr = default_relation_lr(torch.optim.AdamW, args.lr) if args.relation_lr is None else args.relation_lr
+    groups += relation_param_groups(loss_fn, lr=relation_lr, network_weight_decay=args.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=args.lr)
     g = torch.Generator().manual_seed(args.seed)
     for _ in range(args.epochs):
@@ -118,7 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--relation-lr", type=float, default=3e-2)
+    p.add_argument("--relation-lr", type=float, default=None,
+                   help="lr of the lspp/lls matrix (default: the library's for AdamW, max(--lr, 0.05))")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-noise", type=float, default=0.0, help="symmetric noise rate on training labels")
     p.add_argument("--seed", type=int, default=0)

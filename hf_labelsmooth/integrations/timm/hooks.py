@@ -15,7 +15,8 @@ the run, the launcher replaces:
 - ``timm.task.ClassificationTask``: a `LaunchedTask` (`RelationClassificationTask`) with the relation loss in place
   of train.py's criterion; LS++/LLS matrices sit inside the DDP-wrapped module, the loss state in ``task_state``.
 - ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
-  (`add_relation_param_group`: ``--relation-lr``, the method's weight decay unless ``--relation-weight-decay``).
+  (`add_relation_param_group`: ``--relation-lr``, by default 10 × ``--lr`` for SGD-like optimizers and
+  max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``).
 - ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).

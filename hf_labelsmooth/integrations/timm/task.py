@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ...losses import RelationLoss
-from ...optim import relation_param_groups
+from ...optim import StillMatrixCheck, default_relation_lr, relation_param_groups
 
 __all__ = ["RelationClassificationTask", "RelationTrainableModule", "add_relation_param_group"]
 
@@ -70,7 +70,8 @@ class RelationClassificationTask(ClassificationTask):
     A criterion with parameters lives in the trainable module (DDP-wrapped, EMA'd with the model); one without
     stays outside DDP. The eval model (and the checkpoint ``state_dict``) is the bare timm model; the loss state
     (matrix logits, OLS buffers) goes to ``task_state`` through `get_task_state`, which timm's ``CheckpointSaver``
-    and ``resume_task_checkpoint`` save and restore.
+    and ``resume_task_checkpoint`` save and restore. `end_epoch` warns once (rank 0) when a learnable matrix has not
+    moved since training started (`StillMatrixCheck`, naming ``--relation-lr``).
 
     Args:
         model: The timm model.
@@ -93,6 +94,8 @@ class RelationClassificationTask(ClassificationTask):
             self.criterion = None
         else:
             self.trainable_module, self.criterion = model, criterion
+        self.still = StillMatrixCheck(criterion, flag="--relation-lr") if isinstance(criterion, RelationLoss) else None
+        self._epochs_run = 0
 
     @property
     def loss(self) -> nn.Module:
@@ -157,6 +160,8 @@ class RelationClassificationTask(ClassificationTask):
         self.loss.load_state_dict(state["criterion"], strict=strict)
         if isinstance(self.loss, RelationLoss):
             self.loss.keep_states_on_rank_zero()  # the checkpoint holds the global sum: keep it once
+        if self.still is not None:
+            self.still.start()  # a resumed matrix is judged from where it was restored
 
     def get_clip_parameters(self, exclude_head: bool = False) -> Iterable[Tensor]:
         model = self.get_eval_model()
@@ -164,11 +169,17 @@ class RelationClassificationTask(ClassificationTask):
         return params[:-2] if exclude_head else params
 
     def end_epoch(self) -> None:
-        """Epoch end, on every rank (collective): the loss's hook (OLS swaps), then `consolidate_loss_state`."""
+        """Epoch end, on every rank (collective): the loss's hook (OLS swaps), then `consolidate_loss_state`; rank 0
+        warns once when a learnable matrix has not moved."""
         end_epoch = getattr(self.loss, "end_epoch", None)  # any timm criterion may sit here
         if end_epoch is not None:
             end_epoch()
         self.consolidate_loss_state()
+        self._epochs_run += 1
+        is_rank_zero = not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+            or torch.distributed.get_rank() == 0
+        if self.still is not None and is_rank_zero:
+            self.still.check(self._epochs_run)
 
     def consolidate_loss_state(self) -> None:
         """Sum the loss's per-process statistics onto rank 0, which writes checkpoints (collective)."""
@@ -186,7 +197,8 @@ def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Mod
     Args:
         optimizer: Optimizer built from the model (e.g. ``timm.optim.create_optimizer_v2(model, ...)``).
         criterion: The loss; nothing is added when it has no trainable parameters.
-        lr: Learning rate of the group; ``None`` = the optimizer's default lr (the network's).
+        lr: Learning rate of the group; ``None`` = `hf_labelsmooth.optim.default_relation_lr` of the optimizer and
+            its default lr (the network's): ``max(lr, 0.05)`` for Adam-like optimizers, ``10 × lr`` for SGD-like.
         weight_decay: Weight decay of the group (default 0: matrices are kept out of weight decay); ``None`` takes
             the method's default (`relation_weight_decay`: LS++ follows the network's, LLS none).
         network_weight_decay: The network's weight decay; ``None`` = the largest of the optimizer's groups (timm
@@ -197,7 +209,8 @@ def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Mod
     """
     if not isinstance(criterion, RelationLoss):
         return None
-    groups = relation_param_groups(criterion, lr=optimizer.defaults["lr"] if lr is None else lr,
+    groups = relation_param_groups(criterion, lr=default_relation_lr(optimizer, optimizer.defaults["lr"]) if lr is None
+                                   else lr,
                                    weight_decay=weight_decay,
                                    network_weight_decay=network_weight_decay if network_weight_decay is not None
                                    else max(g.get("weight_decay", 0.0) for g in optimizer.param_groups))

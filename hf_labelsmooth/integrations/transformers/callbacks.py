@@ -6,6 +6,7 @@ from typing import Callable
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ...losses.base import RelationLoss
+from ...optim import StillMatrixCheck
 from .checkpoint import average_gradients, zero_gradients
 
 
@@ -19,25 +20,32 @@ class RelationLossCallback(TrainerCallback):
       slots refresh);
     - otherwise once per epoch: at the step that completes it, before the Trainer saves a checkpoint of that step
       (a run resumed from it then ends where an uninterrupted one would), or at the epoch end when training stops
-      mid-epoch (`max_steps`).
+      mid-epoch (`max_steps`);
+    - at each epoch end, on the main process: warn once when a learnable matrix has not moved since training
+      started (`StillMatrixCheck`, naming ``--relation_lr``).
 
     Args:
         loss: The loss module used by the trainer.
         update_every: Period in optimizer steps; ``None`` refreshes at each epoch end.
         optimizer_step: Steps the optimizer of the loss's parameters (after the gradients are averaged).
         scheduler_step: Steps its learning-rate schedule.
+        relation_lr: Returns the matrix's learning rate, quoted in the warning.
     """
 
     def __init__(self, loss: RelationLoss, update_every: int | None = None,
                  optimizer_step: Callable[[], None] | None = None,
-                 scheduler_step: Callable[[], None] | None = None) -> None:
+                 scheduler_step: Callable[[], None] | None = None,
+                 relation_lr: Callable[[], float | None] | None = None) -> None:
         self.loss = loss
         self.update_every = update_every
         self.refreshed_at: int | None = None  # global step of the last epoch refresh
         self.optimizer_step, self.scheduler_step = optimizer_step, scheduler_step
+        self.relation_lr = relation_lr
+        self.still = StillMatrixCheck(loss, flag="--relation_lr")
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         zero_gradients(self.loss)
+        self.still.start()  # after a resume has restored the loss state
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         average_gradients(self.loss)
@@ -57,6 +65,8 @@ class RelationLossCallback(TrainerCallback):
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         if self.update_every is None and self.refreshed_at != state.global_step:
             self.refresh(state)
+        if state.is_world_process_zero:
+            self.still.check(state.epoch or 0.0, self.relation_lr() if self.relation_lr is not None else None)
 
     def refresh(self, state: TrainerState) -> None:
         self.loss.end_epoch()

@@ -2,10 +2,11 @@
 
 A learnable matrix (LS++, LLS) lives outside the wrapped model. Under FSDP the model's optimizer and FSDP's
 optimizer checkpoints may hold only the wrapped model's parameters, so the matrix has an optimizer of its own: the
-Trainer's optimizer class and arguments, `relation_lr` and `relation_weight_decay`, the model's schedule. The
-callback averages its gradients across processes once per step, then steps it just before the model's optimizer.
-Its state is checkpointed in ``relation_optimizer.safetensors`` (tensors) with JSON metadata (hyper-parameters,
-scalars, the schedule).
+Trainer's optimizer class and arguments, `relation_lr` (default `hf_labelsmooth.optim.default_relation_lr` of that
+class: a fine-tuning `learning_rate` would leave the matrix uniform) and `relation_weight_decay`, the model's
+schedule. The callback averages its gradients across processes once per step, then steps it just before the model's
+optimizer. Its state is checkpointed in ``relation_optimizer.safetensors`` (tensors) with JSON metadata
+(hyper-parameters, scalars, the schedule).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from safetensors.torch import load_file
 from transformers import TrainingArguments, get_scheduler
 
 from ...losses.base import RelationLoss
-from ...optim import relation_param_groups
+from ...optim import default_relation_lr, relation_param_groups
 from ...relations.io import write_tensors
 
 OPTIMIZER_STATE_FILE = "relation_optimizer.safetensors"
@@ -41,11 +42,18 @@ class RelationOptimizer:
     def for_loss(cls, loss: RelationLoss, args: Any, optimizer_cls: type, optimizer_kwargs: dict[str, Any]
                  ) -> "RelationOptimizer | None":
         """The Trainer's optimizer class over `loss`'s parameters (`relation_lr`, `relation_weight_decay`); None
-        for losses without parameters."""
-        lr = args.learning_rate if args.relation_lr is None else args.relation_lr
+        for losses without parameters. Without `relation_lr`, `default_relation_lr` of the class (Adam-like:
+        ``max(learning_rate, 0.05)``, SGD: ``10 × learning_rate``)."""
+        lr = default_relation_lr(optimizer_cls, args.learning_rate) if args.relation_lr is None else args.relation_lr
         groups = relation_param_groups(loss, lr=lr, weight_decay=args.relation_weight_decay,
                                        network_weight_decay=args.weight_decay)
         return cls(optimizer_cls(groups, **optimizer_kwargs)) if groups else None
+
+    @property
+    def lr(self) -> float:
+        """The matrix's learning rate before scheduling."""
+        group = self.optimizer.param_groups[0]
+        return float(group.get("initial_lr", group["lr"]))
 
     def schedule(self, args: TrainingArguments, num_training_steps: int, model_scheduler: Any) -> None:
         """The model's schedule (`lr_scheduler_type`, warmup); a constant rate when the model's is ReduceLROnPlateau

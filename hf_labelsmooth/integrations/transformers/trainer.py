@@ -100,7 +100,8 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         self.relation_optimizer: RelationOptimizer | None = None
         self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every,
                                                optimizer_step=self._relation_optimizer_step,
-                                               scheduler_step=self._relation_scheduler_step))
+                                               scheduler_step=self._relation_scheduler_step,
+                                               relation_lr=self._relation_lr))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
         if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
@@ -172,6 +173,9 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             self.relation_optimizer.schedule(self.args, num_training_steps, scheduler)
         return scheduler
 
+    def _relation_lr(self) -> float | None:
+        return None if self.relation_optimizer is None else self.relation_optimizer.lr
+
     def _relation_optimizer_step(self) -> None:
         if self.relation_optimizer is not None:
             self.relation_optimizer.step(getattr(self.accelerator, "scaler", None))
@@ -199,8 +203,9 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             logger.warning("No relation_optimizer.safetensors in %s: the matrix's optimizer restarts.", checkpoint)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the matrix's mean row entropy and mean off-diagonal mass to training logs."""
+        """Add the matrix's mean row entropy and mean off-diagonal mass to training logs and the final metrics."""
         loss = self.relation_loss
-        if "loss" in logs and loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
+        training = "loss" in logs or "train_loss" in logs  # "train_loss": the summary `train()` returns
+        if training and loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
             logs.update(relation_stats(loss.relation_matrix()))
         super().log(logs, start_time)

@@ -41,7 +41,10 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
             method's default.
         relation_update_every: Refresh the relations every N optimizer steps instead of every epoch (methods
             with an update period: ols; lspp / lls with `relation_top_n`).
-        relation_lr: Learning rate of learnable matrices (lspp, lls); ``None`` = `learning_rate`.
+        relation_lr: Learning rate of learnable matrices (lspp, lls). ``None`` picks one from the optimizer
+            (`hf_labelsmooth.optim.default_relation_lr`): ``max(learning_rate, 0.05)`` for Adam-like optimizers
+            (AdamW, the Trainer's default), where a fine-tuning `learning_rate` would leave the matrix uniform, and
+            ``10 × learning_rate`` for SGD. See docs/methods.md ("Learning rate of the matrix").
         relation_weight_decay: Weight decay of learnable matrices; ``None`` = the method's default (lspp: the
             model's `weight_decay`, lls: 0).
         relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
@@ -59,7 +62,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Refresh the relations every N optimizer steps instead of each epoch "
                                         "(ols; lspp/lls with --relation_top_n)."})
     relation_lr: float | None = field(
-        default=None, metadata={"help": "Learning rate of the learnable matrix (lspp, lls); default learning_rate."})
+        default=None, metadata={"help": "Learning rate of the learnable matrix (lspp, lls). Default: "
+                                        "max(learning_rate, 0.05) with Adam-like optimizers (a fine-tuning "
+                                        "learning_rate leaves the matrix uniform), 10 x learning_rate with SGD."})
     relation_weight_decay: float | None = field(
         default=None, metadata={"help": "Weight decay of the learnable matrix; default per method (lspp: "
                                         "weight_decay, lls: 0)."})
