@@ -27,6 +27,11 @@ def _has_parameters(module: nn.Module) -> bool:
     return any(p.requires_grad for p in module.parameters())
 
 
+def _is_rank_zero() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+        or torch.distributed.get_rank() == 0
+
+
 class RelationTrainableModule(nn.Module):
     """Model + learnable loss in one module, so that DDP all-reduces the matrix gradients with the model's.
 
@@ -176,9 +181,7 @@ class RelationClassificationTask(ClassificationTask):
             end_epoch()
         self.consolidate_loss_state()
         self._epochs_run += 1
-        is_rank_zero = not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-            or torch.distributed.get_rank() == 0
-        if self.still is not None and is_rank_zero:
+        if self.still is not None and _is_rank_zero():
             self.still.check(self._epochs_run)
 
     def consolidate_loss_state(self) -> None:
@@ -209,9 +212,9 @@ def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Mod
     """
     if not isinstance(criterion, RelationLoss):
         return None
-    groups = relation_param_groups(criterion, lr=default_relation_lr(optimizer, optimizer.defaults["lr"]) if lr is None
-                                   else lr,
-                                   weight_decay=weight_decay,
+    if lr is None:
+        lr = default_relation_lr(optimizer, optimizer.defaults["lr"])
+    groups = relation_param_groups(criterion, lr=lr, weight_decay=weight_decay,
                                    network_weight_decay=network_weight_decay if network_weight_decay is not None
                                    else max(g.get("weight_decay", 0.0) for g in optimizer.param_groups))
     for group in groups:
