@@ -50,8 +50,10 @@ def test_timm_group_takes_the_default_lr(opt: str, lr: float, expected: float) -
 def test_trainer_group_takes_the_default_lr(tmp_path, optim: str, expected: float) -> None:
     args = digits_args(str(tmp_path), "lspp", 32, learning_rate=5e-5, relation_lr=None, optim=optim)
     trainer = LabelSmoothingTrainer(model=tiny_model(), args=args, train_dataset=DigitsDataset(64))
-    group = trainer.create_optimizer().param_groups[-1]
+    trainer.create_optimizer()
+    group = trainer.relation_optimizer.optimizer.param_groups[0]  # the matrix's own optimizer
     assert group["name"] == "relation_matrix" and group["lr"] == pytest.approx(expected)
+    assert trainer.relation_optimizer.lr == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("method", ["lls", "lspp"])
