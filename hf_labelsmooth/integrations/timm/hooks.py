@@ -20,6 +20,7 @@ the run, the launcher replaces:
 - ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
+- ``torch.distributed.destroy_process_group()``: a barrier first (train.py destroys the group with none).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import timm.optim
 import timm.task
 import timm.task.classification
 import timm.utils
+import torch.distributed
 from torch import nn
 
 from .launcher import LaunchResult
@@ -191,6 +193,14 @@ def _report_epochs(loader: Any, state: LaunchState) -> None:
     loader.__class__ = type(base.__name__, (base,), {"__iter__": __iter__, "__module__": base.__module__})
 
 
+def _destroy_after_barrier(original: Callable, *args: Any, **kwargs: Any) -> Any:
+    """train.py destroys the process group with no barrier: a rank that gets there first can abort at teardown
+    while its peer still finishes a collective (seen under load with gloo). Wait for every rank first."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and not args and not kwargs:
+        torch.distributed.barrier()
+    return original(*args, **kwargs)
+
+
 @contextmanager
 def installed(state: LaunchState) -> Iterator[LaunchState]:
     """Replace the timm attributes listed in the module docstring with `state`'s hooks; restore them on exit."""
@@ -203,6 +213,7 @@ def installed(state: LaunchState) -> Iterator[LaunchState]:
         (timm.loss, "create_classification_loss", state.create_loss),
         (timm.task, "create_classification_loss", state.create_loss),
         (timm.task.classification, "create_classification_loss", state.create_loss),
+        (torch.distributed, "destroy_process_group", _destroy_after_barrier),
     ]
     with ExitStack() as stack:
         for module, name, hook in hooks:
