@@ -120,10 +120,12 @@ class RelationOptions:
         return create_loss(self.method, num_classes=num_classes, alpha=self.alpha, **kwargs)
 
     def param_groups(self, loss: RelationLoss, optimizer: torch.optim.Optimizer | type, lr: float,
-                     network_weight_decay: float) -> list[dict[str, Any]]:
-        """The matrix's param group (none for losses without parameters): `relation_lr`, else the default of the
-        network's optimizer (class) and `lr`; `relation_weight_decay`, else the method's."""
-        relation_lr = default_relation_lr(optimizer, lr) if self.relation_lr is None else self.relation_lr
+                     network_weight_decay: float, **default_lr: Any) -> list[dict[str, Any]]:
+        """The matrix's param group (none for losses without parameters): `relation_lr`, else
+        `hf_labelsmooth.optim.default_relation_lr` of the network's optimizer (class), `lr` and `default_lr` (its
+        further keyword arguments); `relation_weight_decay`, else the method's."""
+        relation_lr = self.relation_lr if self.relation_lr is not None else \
+            default_relation_lr(optimizer, lr, **default_lr)
         return relation_param_groups(loss, lr=relation_lr, weight_decay=self.relation_weight_decay,
                                      network_weight_decay=network_weight_decay)
 

@@ -15,10 +15,10 @@ from ...options import RelationOptions
 __all__ = ["LaunchError", "LaunchOptions", "add_launcher_arguments", "relation_loss_types", "split_launcher_args"]
 
 
-# How the launcher spells the fields of `RelationOptions` (in its error messages); docs/CONTRIBUTING.md has the table.
-LAUNCHER_FLAGS = {"method": "--loss-type", "alpha": "--ls-alpha", "update_every": "--relation-update-every",
-                  "top_n": "--relation-top-n", "prior": "--relation-matrix", "relation_lr": "--relation-lr",
-                  "relation_weight_decay": "--relation-weight-decay"}
+# `RelationOptions` field -> the `LaunchOptions` field (flag) that sets it (docs/CONTRIBUTING.md has the table)
+LAUNCHER_FIELDS = {"method": "loss_type", "alpha": "ls_alpha", "update_every": "relation_update_every",
+                   "top_n": "relation_top_n", "prior": "relation_matrix", "relation_lr": "relation_lr",
+                   "relation_weight_decay": "relation_weight_decay"}
 
 
 class LaunchError(ValueError):
@@ -52,23 +52,25 @@ class LaunchOptions:
             raise LaunchError(f"Expected --loss-type in {relation_loss_types()} but got {name!r}. timm's own losses "
                               "need no launcher: run train.py directly.")
         try:
-            self.relation_options(name).check(LAUNCHER_FLAGS)
+            self.relation_options(name).check({spec: _flag(field) for spec, field in LAUNCHER_FIELDS.items()})
         except ValueError as err:
             raise LaunchError(str(err)) from err
 
     def relation_flags_set(self) -> list[str]:
         """The relation flags given (besides --loss-type), as ``--flag-name`` strings."""
-        return [f"--{f.name.replace('_', '-')}" for f in fields(self)
-                if f.name != "loss_type" and getattr(self, f.name) is not None]
+        return [_flag(f.name) for f in fields(self) if f.name != "loss_type" and getattr(self, f.name) is not None]
 
     def relation_options(self, loss_type: str | None = None) -> RelationOptions:
         """These flags in the package's vocabulary (`hf_labelsmooth.options.RelationOptions`) for the run's loss."""
         method = loss_type or self.loss_type
         if method is None:
             raise LaunchError(f"Expected --loss-type (one of {relation_loss_types()}) but got none.")
-        return RelationOptions(method=method, alpha=self.ls_alpha, update_every=self.relation_update_every,
-                               top_n=self.relation_top_n, prior=self.relation_matrix, relation_lr=self.relation_lr,
-                               relation_weight_decay=self.relation_weight_decay)
+        values = {spec: getattr(self, name) for spec, name in LAUNCHER_FIELDS.items()}
+        return RelationOptions(**{**values, "method": method})
+
+
+def _flag(field: str) -> str:
+    return f"--{field.replace('_', '-')}"
 
 
 def relation_loss_types() -> list[str]:

@@ -3,9 +3,9 @@ back and checked before a resume.
 
 Two safetensors files beside the Trainer's own: ``relation_loss.safetensors`` (`loss.state_dict()`, the global value
 of every declared state, with the method in its metadata) and, for a learnable matrix,
-``relation_optimizer.safetensors`` (its optimizer's tensors; hyper-parameters, scalars and schedule as JSON metadata). timm keeps the same
-`loss.state_dict()` in its checkpoint's ``task_state["criterion"]`` instead: train.py writes one ``.pth.tar`` per
-checkpoint and its saver knows no other files.
+``relation_optimizer.safetensors`` (its optimizer's tensors; hyper-parameters, scalars and schedule as JSON
+metadata). timm keeps the same `loss.state_dict()` in its checkpoint's ``task_state["criterion"]`` instead: train.py
+writes one ``.pth.tar`` per checkpoint and its saver knows no other files.
 """
 from __future__ import annotations
 

@@ -15,11 +15,10 @@ from ...losses.base import RelationLoss
 from ...losses.registry import describe_defaults, get_loss_class, is_loss, list_losses
 from ...options import RelationOptions
 
-# How these arguments spell the fields of `RelationOptions` (in its error messages); docs/CONTRIBUTING.md has the
-# table for every integration.
-TRAINER_FLAGS = {"method": "`label_smoothing_method`", "alpha": "`label_smoothing_alpha`",
-                 "update_every": "`relation_update_every`", "top_n": "`relation_top_n`", "prior": "`relation_matrix`",
-                 "relation_lr": "`relation_lr`", "relation_weight_decay": "`relation_weight_decay`"}
+# `RelationOptions` field -> the argument that sets it (docs/CONTRIBUTING.md has the table for every integration)
+TRAINER_FIELDS = {"method": "label_smoothing_method", "alpha": "label_smoothing_alpha",
+                  "update_every": "relation_update_every", "top_n": "relation_top_n", "prior": "relation_matrix",
+                  "relation_lr": "relation_lr", "relation_weight_decay": "relation_weight_decay"}
 
 
 class _RegisteredLosses:
@@ -92,14 +91,11 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                 f"{self.label_smoothing_factor} (method {self.label_smoothing_method!r}): both would smooth the "
                 f"labels. Use `--label_smoothing_method ls --label_smoothing_alpha {self.label_smoothing_factor}` for "
                 "uniform smoothing, or drop `--label_smoothing_factor`.")
-        self.relation_options().check(TRAINER_FLAGS)
+        self.relation_options().check({spec: f"`{name}`" for spec, name in TRAINER_FIELDS.items()})
 
     def relation_options(self) -> RelationOptions:
         """These arguments in the package's vocabulary (`hf_labelsmooth.options.RelationOptions`)."""
-        return RelationOptions(method=self.label_smoothing_method, alpha=self.label_smoothing_alpha,
-                               update_every=self.relation_update_every, top_n=self.relation_top_n,
-                               prior=self.relation_matrix, relation_lr=self.relation_lr,
-                               relation_weight_decay=self.relation_weight_decay)
+        return RelationOptions(**{spec: getattr(self, name) for spec, name in TRAINER_FIELDS.items()})
 
 
 def config_label_names(config: Any) -> list[str]:
