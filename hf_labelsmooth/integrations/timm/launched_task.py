@@ -22,7 +22,8 @@ class LaunchedTask(RelationClassificationTask):
         criterion: The relation loss.
         seed: train.py's ``--seed``.
         rank: This process's rank.
-        **kwargs: ``device``, ``dtype``, ``verbose`` (as train.py passes them to ``ClassificationTask``).
+        **kwargs: ``device``, ``dtype``, ``verbose`` (as train.py passes them to ``ClassificationTask``) and
+            ``update_every`` (optimizer steps, see `RelationClassificationTask`).
     """
 
     def __init__(self, model: nn.Module, criterion: nn.Module, seed: int, rank: int, **kwargs: Any) -> None:
