@@ -42,6 +42,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             loss.sync_states()
             results[(case.id, "synced")] = {k: v.clone() for k, v in loss.state_dict().items()}
     torch.save(results, f"{out}.{rank}")
+    dist.barrier()  # no rank tears the gloo group down while another still uses it
     dist.destroy_process_group()
 
 

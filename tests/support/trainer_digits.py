@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from sklearn.datasets import load_digits
 from torch.utils.data import Dataset
 from transformers import ConvNextConfig, ConvNextForImageClassification, TrainerCallback
@@ -83,7 +84,15 @@ class Interrupt(Exception):
 
 
 class CrashAfterSave(TrainerCallback):
+    """Crash every rank once all of them have finished the Trainer's save of the checkpoint.
+
+    `on_save` runs on each rank right after that rank's part of the save; rank 0 writes most of the folder, so a
+    rank that crashed (and resumed) at once could read a half-written checkpoint. The barrier waits for every rank.
+    """
+
     def on_save(self, args, state, control, **kwargs):
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
         raise Interrupt
 
 
@@ -158,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
             assert resumed.state.global_step == trainer.state.global_step
             torch.save({"matrix": resumed.relation_loss.relation_matrix()},
                        os.path.join(opts.out, f"{method}.resumed.rank{rank}.pt"))
+    if dist.is_available() and dist.is_initialized():  # no rank tears the gloo group down while another still uses it
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
