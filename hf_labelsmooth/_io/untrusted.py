@@ -1,6 +1,6 @@
 """Reads of untrusted files: JSON objects and safetensors, each checked before its data is read.
 
-Every read checks the file type and size first (`files.open_regular`); a safetensors file's header is read and
+Every read checks the file type and size first (`open_regular`); a safetensors file's header is read and
 handed to the caller's check (expected names and shapes) before its data, so no file makes the reader read more than
 its header justifies. Only JSON and safetensors are read: never pickle.
 """
