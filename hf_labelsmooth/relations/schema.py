@@ -20,7 +20,7 @@ from typing import Any
 
 from .._io import TensorSpecs, read_json
 from .checks import LOGITS_KINDS
-from .constants import ARTIFACT_DIR, CONFIG_FILE, FORMAT_VERSION, LIBRARY_NAME, MATRIX_FILE, TENSOR_FILES, TOPK_FILE
+from .constants import ARTIFACT_DIR, CONFIG_FILE, FORMAT_VERSION, LIBRARY_NAME, TENSOR_FILES
 
 Rule = tuple[Callable[[Any], bool], str]
 Config = dict[str, Any]
@@ -69,7 +69,6 @@ KIND_FIELDS: dict[str, dict[str, Rule]] = {  # fields of one kind (config.json's
     "topk": {"top_n": (lambda v: is_count(v, 1), "an integer >= 1"),
              "include_self": (lambda v: isinstance(v, bool), "true or false")},
 }
-TENSOR_FILE = {"matrix": MATRIX_FILE, "topk": TOPK_FILE}
 
 
 def header(kind: str) -> Config:
