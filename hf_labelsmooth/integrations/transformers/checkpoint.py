@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ...losses.base import RelationLoss
-from ...relations.io import write_tensors
+from ..._io import write_tensors
 from .relation_optimizer import RelationOptimizer
 
 logger = logging.getLogger(__name__)

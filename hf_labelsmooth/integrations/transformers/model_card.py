@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ...relations import ARTIFACT_DIR
 from ...relations.card import HUB_ID, method_card
-from ...relations.io import CONFIG_FILE, is_own_config
+from ...relations.constants import CONFIG_FILE
+from ...relations.folders import is_own_config
 
 logger = logging.getLogger(__name__)
 
