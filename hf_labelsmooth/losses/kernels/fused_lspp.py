@@ -209,3 +209,14 @@ class SparseLSPP(torch.autograd.Function):
             diff.scatter_(1, labels[:, None], (p_y - (1.0 - alpha))[:, None])
             grad_z = scale_rows_(diff, half[:, None], ctx.dtype)
         return grad_z, None, None, -p_s_kept * half[:, None], -p_rest_kept * half, None, None, None
+
+
+def dense_loss(logits: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float) -> Tensor:
+    """LS++ per-sample loss [B] for class ids from the K×K relation logits C (`DenseLSPP`; `storage.DenseLogits`)."""
+    return DenseLSPP.apply(logits, labels, relation_logits, alpha, torch.is_grad_enabled())
+
+
+def top_n_loss(logits: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor, n_tail: int,
+               alpha: float, observe: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """LS++ for class ids from top-N rows, with the confusions when `observe` (`SparseLSPP`; `storage.TopNLogits`)."""
+    return SparseLSPP.apply(logits, labels, slots, log_r, log_r_tail, n_tail, alpha, observe)
