@@ -44,14 +44,14 @@ class LaunchOptions:
             raise LaunchError(f"Expected --loss-type in {relation_loss_types()} but got {name!r}. timm's own losses "
                               "need no launcher: run train.py directly.")
         cls = get_loss_class(name)
-        if cls.requires_matrix != (self.relation_matrix is not None):
+        if cls.spec.requires_matrix != (self.relation_matrix is not None):
             raise LaunchError(f"Expected --relation-matrix together with a --loss-type that takes a saved matrix "
-                              f"({[n for n in list_losses() if get_loss_class(n).requires_matrix]}) but got "
+                              f"({[n for n in list_losses() if get_loss_class(n).spec.requires_matrix]}) but got "
                               f"--loss-type {name} and --relation-matrix {self.relation_matrix}. Pass both or neither.")
-        if self.relation_update_every is not None and not cls.has_update_period(self.relation_top_n):
+        if self.relation_update_every is not None and not cls.spec.has_update_period(self.relation_top_n):
             raise LaunchError(f"Expected a --loss-type that refreshes on a period (ols; lspp / lls with "
                               f"--relation-top-n) with --relation-update-every but got --loss-type {name}.")
-        if self.relation_top_n is not None and (not cls.supports_top_n or self.relation_top_n < 1):
+        if self.relation_top_n is not None and (not cls.spec.supports_top_n or self.relation_top_n < 1):
             raise LaunchError(f"Expected --relation-top-n >= 1 with a --loss-type in "
                               f"{list_losses(supports_top_n=True)} but got {self.relation_top_n} with --loss-type "
                               f"{name}.")
@@ -65,7 +65,7 @@ class LaunchOptions:
         """Constructor options of `loss_type` from the flags (period, top-N, a saved matrix checked against the
         dataset's class names)."""
         kwargs: dict[str, Any] = {}
-        period = get_loss_class(loss_type).period_option
+        period = get_loss_class(loss_type).spec.period_option
         if self.relation_update_every is not None and period is not None:
             kwargs[period] = self.relation_update_every
         if self.relation_top_n is not None:

@@ -38,7 +38,7 @@ def save_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> Path:
     """Write `loss.state_dict()` to ``relation_loss.safetensors`` (atomically) in `directory`."""
     path = Path(directory) / LOSS_STATE_FILE
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in loss.state_dict().items()}
-    write_tensors(path, tensors, {"method": loss.name, "alpha": str(loss.alpha)})
+    write_tensors(path, tensors, {"method": loss.spec.name, "alpha": str(loss.alpha)})
     return path
 
 
@@ -81,7 +81,7 @@ def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLo
            f"with that run's --label_smoothing_method.")
     found = checkpoint_method(checkpoint)
     if found is None:
-        if loss is not None and loss.requires_optimizer:
+        if loss is not None and loss.spec.requires_optimizer:
             raise ValueError(f"Expected {path} to resume the {method!r} loss (its matrix is trained) but got "
                              f"no such file: the checkpoint was not written by LabelSmoothingTrainer. {fix}")
         return

@@ -55,10 +55,10 @@ class RelationSharingTrainer(Trainer):
         root = output_dir or self.args.output_dir
         assert root is not None  # TrainingArguments.__post_init__ fills output_dir
         directory = Path(root) / ARTIFACT_DIR
-        if not self.relation_loss.learns_relations:
+        if not self.relation_loss.spec.learns_relations:
             if is_own_config(directory / CONFIG_FILE):
                 logger.warning("Removing %s: written by an earlier run, and %s learns no matrix.", directory,
-                               self.relation_loss.name)
+                               self.relation_loss.spec.name)
                 shutil.rmtree(directory)
             return
         extra = {"dataset_config": self.dataset_config} if self.dataset_config else {}
@@ -89,7 +89,7 @@ class RelationSharingTrainer(Trainer):
         """
         loss = self.relation_loss
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        tags += [t for t in ("hf_labelsmooth", "label-smoothing", loss.name) if t not in tags]
+        tags += [t for t in ("hf_labelsmooth", "label-smoothing", loss.spec.name) if t not in tags]
         hub_dataset = hub_id(self.dataset)
         if dataset_tags is None:  # [] rather than None: transformers would list a local builder ("imagefolder")
             dataset_tags = [hub_dataset] if hub_dataset else []
@@ -98,7 +98,7 @@ class RelationSharingTrainer(Trainer):
         super().create_model_card(language, license, tags, model_name, finetuned_from or hub_id(self.source_model),
                                   tasks, dataset_tags, dataset or self.dataset, dataset_args)
         if self.is_world_process_zero():
-            section = card_section(loss.name, loss.alpha, self.source_model, self.dataset, loss.learns_relations,
-                                   getattr(self, "hub_model_id", None))
+            section = card_section(loss.spec.name, loss.alpha, self.source_model, self.dataset,
+                                   loss.spec.learns_relations, getattr(self, "hub_model_id", None))
             assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
             add_card_section(Path(self.args.output_dir) / "README.md", section)

@@ -104,9 +104,9 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
                                                relation_lr=self._relation_lr))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
-        if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
+        if self.args.load_best_model_at_end and self.args.save_only_model and loss.spec.learns_relations:
             raise ValueError(f"Expected save_only_model=False with load_best_model_at_end=True for method "
-                             f"{loss.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
+                             f"{loss.spec.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
                              "state for the saved matrix to be the best one's. Drop --save_only_model.")
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
@@ -122,7 +122,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
 
             checkpoint = get_last_checkpoint(self.args.output_dir)
         if checkpoint:
-            check_resumable(checkpoint, self.relation_loss.name, self.relation_loss)
+            check_resumable(checkpoint, self.relation_loss.spec.name, self.relation_loss)
             check_optimizer_checkpoint(checkpoint, self.relation_loss)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
@@ -198,7 +198,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             return
         if not load_loss_state(self.relation_loss, checkpoint):
             logger.warning("No relation_loss.safetensors in %s: the %s loss restarts from its initial state.",
-                           checkpoint, self.relation_loss.name)
+                           checkpoint, self.relation_loss.spec.name)
         if self.relation_optimizer is not None and not self.relation_optimizer.load(checkpoint):
             logger.warning("No relation_optimizer.safetensors in %s: the matrix's optimizer restarts.", checkpoint)
 
@@ -206,6 +206,6 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs and the final metrics."""
         loss = self.relation_loss
         training = "loss" in logs or "train_loss" in logs  # "train_loss": the summary `train()` returns
-        if training and loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
+        if training and loss.spec.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
             logs.update(relation_stats(loss.relation_matrix()))
         super().log(logs, start_time)

@@ -27,7 +27,7 @@ class _RegisteredLosses:
 
 def _matrix_methods() -> list[str]:
     """The registered methods built from a saved matrix (relation_prior)."""
-    return [n for n in list_losses() if get_loss_class(n).requires_matrix]
+    return [n for n in list_losses() if get_loss_class(n).spec.requires_matrix]
 
 
 @dataclass
@@ -95,7 +95,7 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                 f"{self.label_smoothing_factor} (method {method!r}): both would smooth the labels. Use "
                 f"`--label_smoothing_method ls --label_smoothing_alpha {self.label_smoothing_factor}` for uniform "
                 "smoothing, or drop `--label_smoothing_factor`.")
-        if get_loss_class(method).requires_matrix != (self.relation_matrix is not None):
+        if get_loss_class(method).spec.requires_matrix != (self.relation_matrix is not None):
             raise ValueError(
                 f"Expected `relation_matrix` to be set exactly when the method takes a saved matrix "
                 f"({_matrix_methods()}) but got method {method!r} and "
@@ -103,25 +103,25 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         alpha = self.label_smoothing_alpha
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise ValueError(f"Expected `label_smoothing_alpha` in [0, 1] but got {alpha}.")
-        if alpha and get_loss_class(method).default_alpha == 0.0:
+        if alpha and get_loss_class(method).spec.default_alpha == 0.0:
             raise ValueError(f"Expected no `label_smoothing_alpha` with method {method!r} but got {alpha}. Use "
                              "`--label_smoothing_method ls` to smooth.")
 
     def _check_options(self) -> None:
         method, cls = self.label_smoothing_method, get_loss_class(self.label_smoothing_method)
         every = self.relation_update_every
-        if every is not None and (not cls.has_update_period(self.relation_top_n) or every < 1):
+        if every is not None and (not cls.spec.has_update_period(self.relation_top_n) or every < 1):
             raise ValueError(f"Expected `relation_update_every` >= 1 with a method that refreshes on a period (ols; "
                              f"lspp / lls with relation_top_n) but got {every} with method {method!r} and "
                              f"relation_top_n={self.relation_top_n}. Drop it or change the method.")
-        if self.relation_top_n is not None and (not cls.supports_top_n or self.relation_top_n < 1):
+        if self.relation_top_n is not None and (not cls.spec.supports_top_n or self.relation_top_n < 1):
             raise ValueError(f"Expected `relation_top_n` >= 1 with a method in {list_losses(supports_top_n=True)} "
                              f"but got {self.relation_top_n} with method {method!r}. Drop it or change the method.")
         for name in ("relation_lr", "relation_weight_decay"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"Expected `{name}` to be a finite number >= 0 but got {value}.")
-            if value is not None and not cls.requires_optimizer:
-                learnable = [n for n in list_losses() if get_loss_class(n).requires_optimizer]
+            if value is not None and not cls.spec.requires_optimizer:
+                learnable = [n for n in list_losses() if get_loss_class(n).spec.requires_optimizer]
                 warnings.warn(f"`{name}`={value} has no effect with method {method!r}, which learns no parameters; "
                               f"it applies to {learnable}.", UserWarning, stacklevel=3)
