@@ -121,5 +121,6 @@ def check_optimizer_checkpoint(checkpoint: str | os.PathLike, loss: RelationLoss
     it was written before the matrix had its own optimizer (then in ``optimizer.pt``, which would fail to load)."""
     if loss.spec.requires_optimizer and not (Path(checkpoint) / OPTIMIZER_STATE_FILE).is_file():
         raise ValueError(f"Expected {Path(checkpoint) / OPTIMIZER_STATE_FILE} to resume the {loss.spec.name!r} "
-                         "matrix's optimizer but got no such file: the checkpoint comes from an earlier hf_labelsmooth, "
-                         "which kept the matrix in the model's optimizer. Resume it with that version or start a new run.")
+                         "matrix's optimizer but got no such file: the checkpoint comes from an earlier "
+                         "hf_labelsmooth, which kept the matrix in the model's optimizer. Resume it with that version "
+                         "or start a new run.")
