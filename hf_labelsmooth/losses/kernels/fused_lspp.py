@@ -166,7 +166,7 @@ def _relation_rows_grad(r: Tensor, diff: Tensor, kept: Tensor | None, p_y: Tenso
 
 
 class SparseLSPP(torch.autograd.Function):
-    """Sparse LS++ with hard labels from the slots (`_sparse._sparse_slot_logs`): no [B, K] target.
+    """Sparse LS++ with hard labels from the slots (`storage.TopNLogits.slot_logs`): no [B, K] target.
 
     Inputs: logits z [B, K], labels [B], slots [B, N] (never the label), log R at the slots [B, N], log R of each
     tail class [B] (-inf without a tail), the tail size n_tail = K - 1 - N, and α. Off the slots and the label
