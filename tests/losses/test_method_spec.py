@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -151,3 +152,11 @@ def test_every_registered_spec_is_frozen_and_read_by_the_aliases() -> None:
         assert cls.spec.name == name and cls.name == name and not cls.spec.contradictions()
         with pytest.raises(dataclasses.FrozenInstanceError):
             cls.spec.default_alpha = 0.5  # type: ignore[misc]
+
+
+def test_readme_and_contributing_list_every_fact_of_the_spec() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for doc in (root / "README.md", root / "docs" / "CONTRIBUTING.md"):
+        text = doc.read_text()
+        missing = [f.name for f in dataclasses.fields(MethodSpec) if f.name != "name" and f"`{f.name}`" not in text]
+        assert missing == [], f"{doc.name} does not list {missing}"
