@@ -8,12 +8,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from .checks import FAULTS, NO_FAULT, DeferredChecks, check_rows, check_tensor, rows_ok
 from .eager import eager_only
-from .functional import one_hot
+from .functional import may_sync, one_hot
 from .spec import UNREGISTERED, MethodCard, MethodSpec, SpecField
 from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
 from .validation import as_class_ids, check_alpha, check_finite_loss, check_logits_shape, check_num_classes, \
-    check_reduction, check_target
+    check_reduction, check_target, check_target_shape, target_ok
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # read as they are by `casts_logits` losses; float64 becomes float32
 
@@ -32,9 +33,12 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values). An empty batch (B = 0, e.g.
             the last shard of a sampler) gives 0 for ``"mean"`` and ``"sum"`` (``F.cross_entropy`` gives NaN for
             ``"mean"``: 0 keeps logged averages and other processes' gradients intact), with zero gradients.
-        check_inputs: Check labels before and the loss value after every call (two host syncs); False skips both.
-            Under `torch.compile` the checks are the only graph breaks; with False the step compiles as one graph
-            (``fullgraph=True``).
+        check_inputs: Check labels and the relation rows a batch reads before, and the loss value after every call;
+            False skips them all. Where `functional.may_sync` holds (CPU, eager) a defect raises at once, before any
+            state changes; elsewhere (GPU, compiled graphs) the checks are device-side flags (no host sync) that
+            `raise_deferred` raises with the batch index at the training loop's next sync point, and a flagged
+            batch adds nothing to the statistics. Under `torch.compile` the checks are the only graph breaks; with
+            False the step compiles as one graph (``fullgraph=True``).
     """
 
     spec: ClassVar[MethodSpec] = UNREGISTERED  # the method's facts, set by @register_loss(MethodSpec(...))
@@ -62,6 +66,11 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         self.check_inputs = check_inputs
         self.batches_seen = 0
         self._states: list[StateSpec] = []
+        self._rules: dict[str, str] = {}  # tensor name -> `checks.RULES` key (default: finite), checked at load
+        self.batch_ok: Tensor | None = None  # deferred checks: whether the current batch passed them (0-d bool)
+        self.register_buffer("check_flags", torch.full((len(FAULTS),), NO_FAULT), persistent=False)
+        self._register_load_state_dict_pre_hook(self._check_loaded_state)
+        self.register_state_dict_pre_hook(lambda module, *_: module.raise_deferred("a state_dict() call (a save)"))
 
     @classmethod
     def has_update_period(cls, top_n: int | None = None) -> bool:
@@ -78,8 +87,9 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         so processes whose shard is empty stay in step with the others.
         """
         target = as_class_ids(target)  # any integer dtype -> int64; bool refused (no sync)
+        self.batch_ok = None
         if self.check_inputs:
-            self._check_inputs(logits, target)
+            target = self._check_inputs(logits, target)
         elif not torch.compiler.is_compiling():  # a Python int read in a compiled graph would recompile it each call
             self.batches_seen += 1
         device = logits.device.type
@@ -101,16 +111,79 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
         return loss
 
     @eager_only
-    def _check_inputs(self, logits: Tensor, target: Tensor) -> None:
-        """Count the call and check shapes and labels (host syncs: under torch.compile, the one graph break)."""
+    def _check_inputs(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Count the call and check shapes (host-side, free) and labels (at once, or as a deferred flag); returns
+        the target, with class ids clamped into [0, K) when deferred (an out-of-range id would be a device-side
+        assert in an indexing kernel, which no later check could report; the flagged batch adds no statistics)."""
         batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
         check_logits_shape(logits, self.num_classes, batch)
-        check_target(target, logits.shape[0], self.num_classes, batch)
+        if may_sync(logits):
+            check_target(target, logits.shape[0], self.num_classes, batch)
+            return target
+        check_target_shape(target, logits.shape[0], self.num_classes, batch)
+        self._defer("labels", target_ok(target, logits.shape[0], self.num_classes), batch)
+        return target if torch.is_floating_point(target) else target.clamp(0, self.num_classes - 1)
 
     @eager_only
     def _check_loss(self, loss: Tensor, per_sample: Tensor, logits: Tensor) -> None:
-        """Raise on a non-finite loss, before `update` changes any state (a host sync, outside compiled graphs)."""
-        check_finite_loss(loss, per_sample, logits, self.batches_seen - 1)
+        """Raise on a non-finite loss, before `update` changes any state (or flag it, see `check_inputs`)."""
+        if may_sync(loss):
+            check_finite_loss(loss, per_sample, logits, self.batches_seen - 1)
+        else:
+            self._defer("loss", torch.isfinite(loss.detach()).all(), self.batches_seen - 1)
+
+    @eager_only
+    def _check_rows(self, rows: Tensor, classes: Tensor, name: str) -> None:
+        if may_sync(rows):
+            check_rows(rows.detach(), classes, name, self.batches_seen - 1)
+        else:
+            self._defer("rows", rows_ok(rows.detach()), self.batches_seen - 1)
+
+    def checked_rows(self, rows: Tensor, classes: Tensor, name: str) -> Tensor:
+        """`rows` (R[classes], [n, K]) after checking that they are distributions (with `check_inputs`)."""
+        if self.check_inputs:
+            self._check_rows(rows, classes, name)
+        return rows
+
+    def _defer(self, kind: str, ok: Tensor, batch: int) -> None:
+        DeferredChecks(self.check_flags).record(kind, ok, batch)
+        self.batch_ok = ok if self.batch_ok is None else self.batch_ok & ok
+
+    def valid(self, mask: Tensor) -> Tensor:
+        """`mask` [B] with every sample off when a deferred check flagged this batch: statistics skip it."""
+        return mask if self.batch_ok is None else mask & self.batch_ok
+
+    @eager_only
+    def raise_deferred(self, where: str = "a sync point") -> None:
+        """Raise the earliest defect the deferred checks recorded (one host sync; see `check_inputs`).
+
+        Training loops call it where they synchronise anyway: a logging step, an epoch end, before a checkpoint is
+        written (`state_dict` calls it too), so nothing is saved from a poisoned state.
+        """
+        DeferredChecks(self.check_flags).raise_pending(where)
+
+    def expect(self, name: str, rule: str) -> None:
+        """Declare what tensor `name` holds (a `checks.RULES` key), checked whenever a state dict is loaded."""
+        self._rules[name] = rule
+
+    def _check_loaded_state(self, state: dict, prefix: str, *_: object) -> None:
+        """Refuse a state dict with a non-finite (or, per `expect`, negative / non-stochastic) tensor before any of
+        it is copied in."""
+        source = f"the state dict loaded into {type(self).__name__} (a checkpoint)"
+        self.check_states(source, {name: state[prefix + name] for name in self._tensor_names() if prefix + name in
+                                   state and isinstance(state[prefix + name], Tensor)}, prefix)
+
+    def _tensor_names(self) -> list[str]:
+        return [name for name, _ in [*self.named_parameters(recurse=False), *self.named_buffers(recurse=False)]
+                if name != "check_flags"]
+
+    def check_states(self, source: str, tensors: dict[str, Tensor] | None = None, prefix: str = "") -> None:
+        """Raise naming the tensor, its rows and `source` when a parameter, buffer or state breaks its rule (`expect`;
+        default: finite, and non-negative for the `add_state` states, sums of probabilities and counts)."""
+        states = {n for spec in self._states for n in spec.names}
+        for name, value in (tensors if tensors is not None else {n: getattr(self, n) for n in self._tensor_names()}
+                            ).items():
+            check_tensor(value, self._rules.get(name, "nonneg" if name in states else "finite"), prefix + name, source)
 
     @abc.abstractmethod
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:

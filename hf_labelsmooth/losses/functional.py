@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -12,10 +13,26 @@ RowsFn = Callable[[Tensor], Tensor]
 LOG_TINY = math.log(torch.finfo(torch.float32).tiny)  # where float32 log-targets are clamped (α ∈ {0, 1})
 
 
+_HOST_SHORTCUTS = [True]  # switched off by `host_shortcuts(False)` (tests count the path an accelerator runs)
+
+
 def may_sync(x: Tensor) -> bool:
     """Whether a shortcut may read a value of `x` on the host: on the CPU (free), never under torch.compile (a graph
-    break) nor on other devices (a sync). Both branches of such a shortcut are exact; the other one runs elsewhere."""
-    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+    break) nor on other devices (a sync). Both branches of such a shortcut are exact; the other one runs elsewhere.
+    Input checks follow it too: raised at once where it is True, else deferred as device-side flags (`losses.checks`).
+    """
+    return _HOST_SHORTCUTS[0] and x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+@contextmanager
+def host_shortcuts(enabled: bool) -> Iterator[None]:
+    """Within the block, `may_sync` is False everywhere when `enabled` is False: the CPU then runs the code path of an
+    accelerator (no host reads, checks deferred), which the sync-counting tests count."""
+    old, _HOST_SHORTCUTS[0] = _HOST_SHORTCUTS[0], enabled
+    try:
+        yield
+    finally:
+        _HOST_SHORTCUTS[0] = old
 
 
 def log_or_neg_inf(x: float) -> float:
@@ -35,9 +52,19 @@ def safe_log(x: Tensor) -> Tensor:
 
 def cross_entropy(target: Tensor, log_q: Tensor) -> Tensor:
     """H(target, q) = -Σ_k target_k log q_k, per row; terms with target_k = 0 contribute 0 even where log q_k = -inf
-    (masked classes), with zero gradients to log q there (nansum: the only NaN terms are 0·(-inf); on the CPU the
-    product + nansum is also faster than vecdot). `target` gets no useful gradient where log q_k = -inf."""
-    return -torch.nansum(target * log_q, dim=-1)
+    (masked classes), with zero gradients to log q there (nansum drops the 0·(-inf) terms; on the CPU the product +
+    nansum is also faster than vecdot). A NaN anywhere else is a defect and reaches the result: a non-finite target
+    or a NaN row of log q (NaN/+inf logits) makes the row NaN (`propagate_nan`), so the loss check sees it.
+    `target` gets no useful gradient where log q_k = -inf."""
+    return propagate_nan(-torch.nansum(target * log_q, dim=-1), target.sum(dim=-1), log_q.amax(dim=-1))
+
+
+def propagate_nan(value: Tensor, *probes: Tensor) -> Tensor:
+    """`value` [B], NaN in each row where a probe [B] is NaN or infinite (a sum or maximum over the row of an input
+    that must be finite there): a `nansum` then drops only the 0·(-inf) terms it is meant for, never a defect."""
+    for probe in probes:
+        value = value + probe.detach().mul(0.0)
+    return value
 
 
 def kl_divergence(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
@@ -46,12 +73,17 @@ def kl_divergence(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
-    """Float32 one-hot rows for class ids."""
-    return F.one_hot(labels, num_classes).to(torch.float32)
+    """Float32 one-hot rows for class ids (a comparison: `F.one_hot` reads the ids' range on the host)."""
+    return class_mask(labels, num_classes).to(torch.float32)
+
+
+def class_mask(labels: Tensor, num_classes: int) -> Tensor:
+    """Bool [n, K], True at each row's class id (no host sync; ids outside [0, K) give an all-False row)."""
+    return labels[:, None] == torch.arange(num_classes, device=labels.device)
 
 
 def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Tensor:
-    """The smoothing part `t @ R`, computing only the rows of R that the batch needs.
+    """The smoothing part `t @ R`, computing only the rows of R that the batch needs (on the CPU).
 
     Args:
         target: Dense targets t, [B, K] float32 (one-hot or soft).
@@ -64,7 +96,7 @@ def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Ten
     """
     if labels is not None:
         return rows(labels)
-    if torch.compiler.is_compiling():  # shapes must not depend on the data: every row (classes without mass add 0)
+    if not may_sync(target):  # shapes must not depend on the data (compiled graphs; no host sync elsewhere)
         return target @ rows(torch.arange(target.shape[-1], device=target.device))
     support = target.ne(0).any(dim=0).nonzero().flatten()
     return target[:, support] @ rows(support)
@@ -78,7 +110,7 @@ def mix(target: Tensor, smooth: Tensor, alpha: float) -> Tensor:
 def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:
     """Softmax of rows `logits[classes]` over the K-1 classes other than each row's own class (LS++)."""
     rows = logits[classes]
-    own = F.one_hot(classes, logits.shape[-1]).bool()
+    own = class_mask(classes, logits.shape[-1])
     return rows.masked_fill(own, float("-inf")).softmax(dim=-1)
 
 

@@ -78,6 +78,8 @@ class OnlineLabelSmoothing(RelationLoss):
         self.rows: AveragedRows = DenseAverages(self) if top_n is None else TopNAverages(self, top_n, buffer_factor)
         self.add_state("counts", torch.zeros(k))
         self._seen: tuple[Tensor, Tensor] | None = None  # (probabilities, correct) of the batch, from `compute`
+        self._period_steps: int | None = 0  # host copy of `steps` (None after a load: read at the next check)
+        self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_period_steps", None))
 
     @property
     def top_n(self) -> int | None:
@@ -87,13 +89,17 @@ class OnlineLabelSmoothing(RelationLoss):
     def relation_rows(self, classes: Tensor) -> Tensor:
         return self.rows.relation_rows(classes)
 
+    def _read_rows(self, classes: Tensor) -> Tensor:
+        """S[classes] as the loss reads them: checked to be distributions (with `check_inputs`)."""
+        return self.checked_rows(self.rows.relation_rows(classes), classes, "matrix")
+
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None:  # fused: target (1-α)·e_y + α·S[y]; its softmax and correctness feed `update`
-            loss, probs, correct = smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))
+            loss, probs, correct = smoothed_cross_entropy(logits, labels, self.alpha, self._read_rows(labels))
             self._seen = (probs, correct) if self.training else None
             return loss
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        smooth = relation_targets(target, labels, self.relation_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
+        smooth = relation_targets(target, labels, self._read_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
         return cross_entropy(mix(target, smooth, self.alpha), logits.float().log_softmax(dim=-1))
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
@@ -108,6 +114,7 @@ class OnlineLabelSmoothing(RelationLoss):
         else:
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
             probs = logits.float().softmax(dim=-1)
+        correct = self.valid(correct)  # a batch flagged by a deferred check adds nothing
         self.rows.accumulate(probs, classes, correct)
         self.counts.index_add_(0, classes, correct.float())
         self.steps += 1
@@ -118,8 +125,13 @@ class OnlineLabelSmoothing(RelationLoss):
     def _swap_on_period(self) -> None:
         """Swap every `update_every` batches (a host sync and collectives: a graph break under torch.compile)."""
         assert self.update_every is not None  # called only when a period is set
-        if int(self.steps) % self.update_every == 0:
+        self._period_steps = (self._host_steps() if self._period_steps is None else self._period_steps) + 1
+        if self._period_steps % self.update_every == 0:
             self.swap()
+
+    def _host_steps(self) -> int:
+        """`steps` read once (after construction or a load), then counted on the host: no sync per batch."""
+        return int(self.steps) - 1
 
     def end_epoch(self) -> None:
         """Swap at the epoch end, unless the period is `update_every` batches."""
@@ -129,7 +141,10 @@ class OnlineLabelSmoothing(RelationLoss):
     @torch.no_grad()
     def swap(self) -> None:
         """Sum A across processes, normalise its rows into S (empty rows per `empty_row`), zero A."""
+        self.raise_deferred("a swap")  # nothing is installed from a batch a deferred check flagged
         self.sync_states()
+        if self.check_inputs:  # one host read per period: the statistics must be finite and non-negative
+            self.check_states("the statistics accumulated for this swap")
         self.rows.swap(self.counts > 0, self.empty_row, self.frozen, self.freeze_threshold)
         self.counts.zero_()
 

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from .base import RelationLoss
+from .checks import check_tensor
 from .functional import cross_entropy, mix, relation_targets, topk_rows
 from .kernels.fused_ce import smoothed_cross_entropy
 from .registry import MethodSpec, register_loss
@@ -22,12 +23,9 @@ def _as_matrix(matrix: Any, num_classes: int) -> Tensor:
         raise ValueError(f"Expected a floating-point relation matrix of shape ({num_classes}, {num_classes}) but got "
                          f"{tuple(tensor.shape)} ({tensor.dtype}). Build the loss with num_classes equal to the "
                          "matrix's K, or take matrix.subset(dataset_label_names).")
-    m = tensor.detach().float()
-    sums = m.double().sum(-1)
-    if not bool(torch.isfinite(m).all()) or bool((m < 0).any()) or not bool(((sums - 1).abs() <= 1e-4).all()):
-        raise ValueError(f"Expected a finite non-negative relation matrix with rows summing to 1 but got row sums "
-                         f"{sums[:8].tolist()}. Normalise the rows (m / m.sum(-1, keepdim=True)).")
-    return m.clone()
+    check_tensor(tensor, "stochastic", "matrix", "the matrix given to relation_prior (a file or tensor; normalise "
+                 "its rows with m / m.sum(-1, keepdim=True))")
+    return tensor.detach().float().clone()
 
 
 @register_loss(MethodSpec(name="relation_prior", default_alpha=0.1, requires_matrix=True))
@@ -64,11 +62,14 @@ class RelationPrior(RelationLoss):
         self.include_self = bool(getattr(matrix, "include_self", True))
         if isinstance(getattr(matrix, "indices", None), Tensor):  # a top-N table (RelationTopK), for large K
             self._check_table(matrix.indices, matrix.values)
+            check_tensor(matrix.values, "probability", "values", "the top-N table given to relation_prior")
             self.register_buffer("top_indices", matrix.indices.detach().long().clone())
             self.register_buffer("top_values", matrix.values.detach().float().clone())
             self.matrix = None
         else:
             self.register_buffer("matrix", _as_matrix(matrix, self.num_classes))
+        self.expect("matrix", "stochastic")
+        self.expect("top_values", "probability")
         self.label_names = list(getattr(matrix, "label_names", None) or label_names or []) or None
 
     def _check_table(self, indices: Tensor, values: Tensor) -> None:
@@ -82,11 +83,15 @@ class RelationPrior(RelationLoss):
             return topk_rows(self.top_indices, self.top_values, classes, self.include_self)
         return self.matrix[classes]
 
+    def _read_rows(self, classes: Tensor) -> Tensor:
+        """M[classes] as the loss reads them: checked to be distributions (with `check_inputs`)."""
+        return self.checked_rows(self.relation_rows(classes), classes, "matrix")
+
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None:  # fused: t = (1-α)·e_y + α·M[y] never built, one softmax (as OLS)
-            return smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))[0]
+            return smoothed_cross_entropy(logits, labels, self.alpha, self._read_rows(labels))[0]
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
+        t = mix(target, relation_targets(target, labels, self._read_rows), self.alpha)
         return cross_entropy(t, logits.log_softmax(dim=-1))
 
     def relation_matrix(self) -> Tensor:

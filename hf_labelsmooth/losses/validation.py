@@ -105,37 +105,58 @@ def check_finite_loss(loss: Tensor, per_sample: Tensor, logits: Tensor, batch: i
                      "logits; check the relation matrix (load it with its validation) and the learning rate.")
 
 
-def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
-    """Check class ids in [0, K) or soft targets [B, K] whose rows are distributions."""
+def target_ok(target: Tensor, batch_size: int, num_classes: int) -> Tensor:
+    """0-d bool, device-side (no sync): class ids in [0, K), or soft targets [B, K] whose rows are distributions.
+
+    The one label-range rule: the eager check (`check_target`) reads it on the host, the deferred one records it.
+    Shapes are checked first (`check_target_shape`).
+    """
     if not torch.is_floating_point(target):
-        _check_class_ids(target, batch_size, num_classes, batch)
-        return
-    if target.shape != (batch_size, num_classes):
+        if not target.numel():
+            return torch.ones((), dtype=torch.bool, device=target.device)
+        lo, hi = torch.aminmax(target)
+        return (lo >= 0) & (hi < num_classes)
+    t = target.detach().float()
+    sums = t.sum(-1)
+    atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
+    return (t.amin(dim=-1) >= 0).all() & ((sums - 1).abs() <= atol).all()  # NaN/inf sums fail the comparison
+
+
+def check_target_shape(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
+    """Class ids [B] or soft targets [B, K] (host-side, no sync)."""
+    if not torch.is_floating_point(target):
+        if target.ndim != 1 or target.shape[0] != batch_size:
+            raise ValueError(
+                f"Expected class ids of shape ({batch_size},) but got {tuple(target.shape)} (batch {batch})."
+            )
+    elif target.shape != (batch_size, num_classes):
         raise ValueError(
             f"Expected soft targets of shape ({batch_size}, {num_classes}) but got {tuple(target.shape)} "
             f"(batch {batch}). Pass class ids as a LongTensor [B] or probabilities as a FloatTensor [B, K]."
         )
-    t = target.detach().float()
-    atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
-    sums = t.sum(-1)
-    if not bool((t.amin(dim=-1) >= 0).all() & torch.isfinite(sums).all() & ((sums - 1).abs() <= atol).all()):  # 1 sync
-        bad_rows = (t < 0).any(-1) | ~torch.isfinite(t).all(-1) | ~((sums - 1).abs() <= atol)
-        bad = bad_rows.nonzero().flatten()[:8].tolist()
-        raise ValueError(
-            f"Expected soft targets with non-negative rows summing to 1 but got rows {bad} (batch {batch}) "
-            f"with minima {t[bad].amin(-1).tolist()} and sums {sums[bad].tolist()}. Normalise the targets (e.g. timm "
-            "Mixup output) or pass class ids."
-        )
 
 
-def _check_class_ids(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
-    if target.ndim != 1 or target.shape[0] != batch_size:
-        raise ValueError(
-            f"Expected class ids of shape ({batch_size},) but got {tuple(target.shape)} (batch {batch})."
-        )
-    if not target.numel():
+def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
+    """Check class ids in [0, K) or soft targets [B, K] whose rows are distributions (one host sync)."""
+    check_target_shape(target, batch_size, num_classes, batch)
+    if bool(target_ok(target, batch_size, num_classes)):
         return
-    lo, hi = torch.stack(torch.aminmax(target)).tolist()  # one host sync for both bounds
+    if not torch.is_floating_point(target):
+        _raise_class_ids(target, num_classes, batch)
+    t = target.detach().float()
+    sums = t.sum(-1)
+    atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
+    bad_rows = (t < 0).any(-1) | ~torch.isfinite(t).all(-1) | ~((sums - 1).abs() <= atol)
+    bad = bad_rows.nonzero().flatten()[:8].tolist()
+    raise ValueError(
+        f"Expected soft targets with non-negative rows summing to 1 but got rows {bad} (batch {batch}) "
+        f"with minima {t[bad].amin(-1).tolist()} and sums {sums[bad].tolist()}. Normalise the targets (e.g. timm "
+        "Mixup output) or pass class ids."
+    )
+
+
+def _raise_class_ids(target: Tensor, num_classes: int, batch: int) -> None:
+    lo, hi = torch.stack(torch.aminmax(target)).tolist()
     if lo < 0 and bool((target == IGNORE_INDEX).any()):
         rows = (target == IGNORE_INDEX).nonzero().flatten()[:8].tolist()
         raise ValueError(
@@ -143,8 +164,7 @@ def _check_class_ids(target: Tensor, batch_size: int, num_classes: int, batch: i
             f"{rows} (batch {batch}). hf_labelsmooth losses do not ignore samples: drop unlabelled rows from the "
             "dataset (token-level labels are not supported)."
         )
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(
-            f"Expected labels in [0, {num_classes}) but got values in [{lo}, {hi}] (batch {batch}). "
-            f"Set num_classes to the dataset's number of classes, or map 1-based labels to 0-based."
-        )
+    raise ValueError(
+        f"Expected labels in [0, {num_classes}) but got values in [{lo}, {hi}] (batch {batch}). "
+        f"Set num_classes to the dataset's number of classes, or map 1-based labels to 0-based."
+    )

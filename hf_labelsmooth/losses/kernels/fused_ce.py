@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..functional import propagate_nan
+
 
 def _as_float(z: Tensor) -> Tensor:
     return z if z.dtype in (torch.float32, torch.float64) else z.float()
@@ -19,14 +21,16 @@ def _as_float(z: Tensor) -> Tensor:
 
 def _smooth_dot(z: Tensor, rows: Tensor | None, a: float) -> Tensor:
     """rows·z (Σ z for uniform rows), with no term where the target has no mass: a = 0, or rows_k = 0 (masked
-    classes with -inf logits give 0, not NaN). NaN logits still give a NaN loss (through the row maximum); on the
-    CPU the product + nansum is no slower than vecdot (a `torch.where` mask before vecdot doubled the kernel's time).
+    classes with -inf logits give 0, not NaN). A non-finite entry of `rows` is a defect and makes the row NaN
+    (`propagate_nan`); NaN logits give a NaN loss through the row maximum. On the CPU the product + nansum is no
+    slower than vecdot (a `torch.where` mask before vecdot doubled the kernel's time).
     """
     if a == 0:
         return z.new_zeros(z.shape[:1])
     if rows is None:
         return z.sum(dim=-1)
-    return torch.nansum(rows.to(z.dtype) * z, dim=-1)  # the NaN terms are 0·(-inf): massless classes
+    rows = rows.to(z.dtype)
+    return propagate_nan(torch.nansum(rows * z, dim=-1), rows.sum(dim=-1))  # nansum drops 0·(-inf) terms only
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..base import RelationLoss
+from ..functional import may_sync
 from .tensors import OnLoss
 
 
@@ -45,20 +46,22 @@ class DenseAverages:
     def __init__(self, loss: RelationLoss) -> None:
         self.loss, k = loss, loss.num_classes
         loss.register_buffer("matrix", torch.full((k, k), 1.0 / k))
+        loss.expect("matrix", "stochastic")
         loss.add_state("accumulator", torch.zeros(k, k))
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         return self.matrix.index_select(0, classes)
 
     def accumulate(self, probs: Tensor, classes: Tensor, correct: Tensor) -> None:
-        if torch.compiler.is_compiling():  # every sample, the wrong ones with weight 0: no data-dependent shape
-            self.accumulator.index_add_(0, classes, probs * correct[:, None])
-        else:  # eagerly, the correct rows only (the same sums: the compiled path adds exact zeros)
+        if not may_sync(probs):  # every sample, the wrong ones with weight 0: no data-dependent shape, no host sync
+            self.accumulator.index_add_(0, classes, torch.where(correct[:, None], probs, 0.0))  # NaN·0 is NaN
+        else:  # on the CPU, the correct rows only (the same sums: the other path adds exact zeros)
             picked = correct.nonzero().squeeze(1)
             self.accumulator.index_add_(0, classes.index_select(0, picked), probs.index_select(0, picked))
 
     def swap(self, seen: Tensor, empty_row: str, frozen: Tensor, freeze_threshold: float | None) -> None:
         rows = self.accumulator / self.accumulator.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        seen = seen & torch.isfinite(rows).all(dim=-1)  # a non-finite row is never installed (`swap_defects`)
         fallback = torch.full_like(rows, 1.0 / self.loss.num_classes) if empty_row == "uniform" else self.matrix
         new = torch.where(seen[:, None], rows, fallback)  # an empty row is reset before the freeze test
         new = torch.where((frozen & seen)[:, None], self.matrix, new)

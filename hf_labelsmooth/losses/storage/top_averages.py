@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..base import RelationLoss
+from ..functional import may_sync
 from ..sparse.grouped_merge import merge_groups
 from ..sparse.slots import DENSE_MATRIX_LIMIT
 from ..sparse.tables import merge_top_tables
@@ -40,6 +41,8 @@ class TopNAverages:
         loss.register_buffer("matrix_index", torch.full((k, top_n), -1, dtype=torch.long))
         loss.register_buffer("matrix_values", torch.zeros(k, top_n))
         loss.register_buffer("matrix_tail", torch.ones(k))
+        loss.expect("matrix_values", "probability")
+        loss.expect("matrix_tail", "probability")
         loss.add_state(("acc_index", "acc_values", "acc_dropped"),  # per process: merged at each swap
                        (torch.full((k, width), -1, dtype=torch.long), torch.zeros(k, width), torch.zeros(k)),
                        dist_reduce_fx=merge_top_tables)
@@ -59,7 +62,7 @@ class TopNAverages:
         Eagerly only the correct rows enter (`topk` over K is the cost); compiled, every row does, the wrong ones
         masked (shapes must not depend on the data). Both give the same tables.
         """
-        if not torch.compiler.is_compiling():
+        if may_sync(probs):
             picked = correct.nonzero().squeeze(1)
             probs, classes, correct = probs[picked], classes[picked], correct[picked]
         top, cols = probs.topk(self.acc_index.shape[1], dim=-1)
@@ -76,6 +79,7 @@ class TopNAverages:
         index = self.acc_index.gather(1, order).masked_fill(top < 0, -1)
         values = (top.clamp_min(0) / total.clamp_min(1e-12)[:, None]).masked_fill(index < 0, 0.0)
         tail = (1.0 - values.sum(dim=-1)).clamp_min(0)
+        seen = seen & torch.isfinite(values).all(dim=-1) & torch.isfinite(total)  # never install a non-finite row
         if empty_row == "uniform":  # an empty row is reset before the freeze test (authors' code)
             keep = frozen & seen
             index, values = index.masked_fill(~seen[:, None], -1), values.masked_fill(~seen[:, None], 0.0)

@@ -66,6 +66,8 @@ class TopNLogits:
                        dist_reduce_fx=merge_top_tables)
         loss.register_buffer("refresh_steps", torch.zeros((), dtype=torch.long))
         self.confusions: tuple[Tensor, Tensor] | None = None  # (wrong class, probability) found by `hard_loss`
+        self.host_steps: int | None = 0  # host copy of `refresh_steps` (None after a load: read at the next check)
+        loss.register_load_state_dict_post_hook(lambda *_: setattr(self, "host_steps", None))
 
     def slot_logs(self, classes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(slots [n, N], log R at the slots [n, N], log R of each tail class [n]; -inf when there is no tail)."""
@@ -121,7 +123,7 @@ class TopNLogits:
     @torch.no_grad()
     def record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
         """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
-        new = ~(self.slots[classes] == wrong[:, None]).any(dim=-1)
+        new = self.loss.valid(~(self.slots[classes] == wrong[:, None]).any(dim=-1))  # flagged batches: nothing
         merge_groups(self.candidate_index, self.candidate_score, classes, wrong[:, None], score[:, None], new)
         self.refresh_steps.add_(1)
         if self.refresh_every is not None:
@@ -131,7 +133,8 @@ class TopNLogits:
     def _refresh_on_period(self) -> None:
         """Refresh every `refresh_every` batches (a host sync: a graph break under torch.compile)."""
         assert self.refresh_every is not None  # called only when a period is set
-        if int(self.refresh_steps) % self.refresh_every == 0:
+        self.host_steps = (int(self.refresh_steps) - 1 if self.host_steps is None else self.host_steps) + 1
+        if self.host_steps % self.refresh_every == 0:  # counted on the host after one read: no sync per batch
             self.refresh()
 
     @torch.no_grad()
@@ -141,7 +144,10 @@ class TopNLogits:
         The candidate tables are first merged across processes (`sync_states`), so every process swaps the same
         slots: a slot column means the same class on every process, as the averaged slot-logit gradients assume.
         """
+        self.loss.raise_deferred("a slot refresh")
         self.loss.sync_states()
+        if self.loss.check_inputs:  # one host read per period
+            self.loss.check_states("the candidate tables accumulated for this refresh")
         cand, score = self.candidate_index, self.candidate_score
         in_slots = (cand[:, :, None] == self.slots[:, None, :]).any(dim=-1)
         score = score.masked_fill(in_slots | (cand < 0), -1.0)
