@@ -203,6 +203,8 @@ class RelationClassificationTask(ClassificationTask):
         """Epoch end, on every rank (collective): the loss's refresh (OLS swaps; unless `update_every` is set), then
         `consolidate_loss_state`; rank 0 warns once when a learnable matrix has not moved."""
         end_epoch = getattr(self.loss, "end_epoch", None)  # any timm criterion may sit here
+        if isinstance(self.loss, RelationLoss):  # deferred checks, before the epoch's checkpoint (state_dict too)
+            self.loss.raise_deferred(f"the end of epoch {self._epochs_run}")
         if self.period is not None:
             self.period.at_epoch_end()  # unless the period counts optimizer steps
         elif end_epoch is not None:

@@ -184,6 +184,7 @@ class LabelSmoothingTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs and the final metrics."""
         loss = self.relation_loss
+        loss.raise_deferred(f"the logging step {self.state.global_step}")  # the Trainer syncs here anyway
         training = "loss" in logs or "train_loss" in logs  # "train_loss": the summary `train()` returns
         if training and loss.spec.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
             logs.update(relation_stats(loss.relation_matrix()))
@@ -191,6 +192,7 @@ class LabelSmoothingTrainer(Trainer):
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both."""
+        self.relation_loss.raise_deferred(f"a save to {output_dir}")  # before the weights are written (a checkpoint)
         super().save_model(output_dir, _internal_call=True)  # Trainer.save_model would push before the matrix exists
         if _internal_call:
             return
