@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .checks import FAULTS, NO_FAULT, DeferredChecks, check_rows, check_tensor, rows_ok
+from .checks import FAULTS, NO_FAULT, CheckedRows
 from .eager import eager_only
 from .functional import may_sync, one_hot
 from .spec import UNREGISTERED, MethodCard, MethodSpec, SpecField
@@ -19,7 +19,7 @@ from .validation import as_class_ids, check_alpha, check_finite_loss, check_logi
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # read as they are by `casts_logits` losses; float64 becomes float32
 
 
-class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
+class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
     """A classification loss whose targets spread mass according to a class-relation matrix R (K×K).
 
     Subclasses implement `compute` (per-sample loss from float32 logits and dense targets) and
@@ -55,6 +55,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     # How `forward` feeds `compute` (implementation switches of the class, not facts of the method):
     dense_hard_targets: ClassVar[bool] = True  # False: `compute`/`update` get target=None for hard labels
     casts_logits: ClassVar[bool] = False  # True: `compute` gets bf16/fp16 logits as they are and does float32 maths
+    check_flags: Tensor  # buffer (not saved): first batch of each deferred defect (`checks.DeferredChecks`)
 
     def __init__(
         self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True
@@ -131,59 +132,6 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
             check_finite_loss(loss, per_sample, logits, self.batches_seen - 1)
         else:
             self._defer("loss", torch.isfinite(loss.detach()).all(), self.batches_seen - 1)
-
-    @eager_only
-    def _check_rows(self, rows: Tensor, classes: Tensor, name: str) -> None:
-        if may_sync(rows):
-            check_rows(rows.detach(), classes, name, self.batches_seen - 1)
-        else:
-            self._defer("rows", rows_ok(rows.detach()), self.batches_seen - 1)
-
-    def checked_rows(self, rows: Tensor, classes: Tensor, name: str) -> Tensor:
-        """`rows` (R[classes], [n, K]) after checking that they are distributions (with `check_inputs`)."""
-        if self.check_inputs:
-            self._check_rows(rows, classes, name)
-        return rows
-
-    def _defer(self, kind: str, ok: Tensor, batch: int) -> None:
-        DeferredChecks(self.check_flags).record(kind, ok, batch)
-        self.batch_ok = ok if self.batch_ok is None else self.batch_ok & ok
-
-    def valid(self, mask: Tensor) -> Tensor:
-        """`mask` [B] with every sample off when a deferred check flagged this batch: statistics skip it."""
-        return mask if self.batch_ok is None else mask & self.batch_ok
-
-    @eager_only
-    def raise_deferred(self, where: str = "a sync point") -> None:
-        """Raise the earliest defect the deferred checks recorded (one host sync; see `check_inputs`).
-
-        Training loops call it where they synchronise anyway: a logging step, an epoch end, before a checkpoint is
-        written (`state_dict` calls it too), so nothing is saved from a poisoned state.
-        """
-        DeferredChecks(self.check_flags).raise_pending(where)
-
-    def expect(self, name: str, rule: str) -> None:
-        """Declare what tensor `name` holds (a `checks.RULES` key), checked whenever a state dict is loaded."""
-        self._rules[name] = rule
-
-    def _check_loaded_state(self, state: dict, prefix: str, *_: object) -> None:
-        """Refuse a state dict with a non-finite (or, per `expect`, negative / non-stochastic) tensor before any of
-        it is copied in."""
-        source = f"the state dict loaded into {type(self).__name__} (a checkpoint)"
-        self.check_states(source, {name: state[prefix + name] for name in self._tensor_names() if prefix + name in
-                                   state and isinstance(state[prefix + name], Tensor)}, prefix)
-
-    def _tensor_names(self) -> list[str]:
-        return [name for name, _ in [*self.named_parameters(recurse=False), *self.named_buffers(recurse=False)]
-                if name != "check_flags"]
-
-    def check_states(self, source: str, tensors: dict[str, Tensor] | None = None, prefix: str = "") -> None:
-        """Raise naming the tensor, its rows and `source` when a parameter, buffer or state breaks its rule (`expect`;
-        default: finite, and non-negative for the `add_state` states, sums of probabilities and counts)."""
-        states = {n for spec in self._states for n in spec.names}
-        for name, value in (tensors if tensors is not None else {n: getattr(self, n) for n in self._tensor_names()}
-                            ).items():
-            check_tensor(value, self._rules.get(name, "nonneg" if name in states else "finite"), prefix + name, source)
 
     @abc.abstractmethod
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:

@@ -13,8 +13,13 @@ Two halves, one per cost model:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from .eager import eager_only
+from .functional import may_sync
 
 # Tensor rules: what a loss's tensor must hold (declared by its storage with `RelationLoss.expect`).
 RULES = {
@@ -112,3 +117,72 @@ class DeferredChecks:
         expected, fix = FAULTS[kind]
         raise ValueError(f"Expected {expected} but got a defect in batch {batch} of this loss (found at {where}; "
                          f"checked on the device, without a host sync per step): {fix}.")
+
+
+class CheckedRows:
+    """The checks half of `RelationLoss` (a mixin): tensor rules checked at load, rows checked as a batch reads them,
+    deferred flags and their raising. Expects the loss's `check_flags`, `_rules`, `_states`, `batch_ok`,
+    `batches_seen` and `check_inputs`."""
+
+    check_flags: Tensor
+    check_inputs: bool
+    batches_seen: int
+    batch_ok: Tensor | None
+    _rules: dict[str, str]
+    _states: list[Any]
+    named_parameters: Any  # nn.Module's (RelationLoss lists nn.Module first)
+    named_buffers: Any
+
+    @eager_only
+    def _check_rows(self, rows: Tensor, classes: Tensor, name: str) -> None:
+        if may_sync(rows):
+            check_rows(rows.detach(), classes, name, self.batches_seen - 1)
+        else:
+            self._defer("rows", rows_ok(rows.detach()), self.batches_seen - 1)
+
+    def checked_rows(self, rows: Tensor, classes: Tensor, name: str) -> Tensor:
+        """`rows` (R[classes], [n, K]) after checking that they are distributions (with `check_inputs`)."""
+        if self.check_inputs:
+            self._check_rows(rows, classes, name)
+        return rows
+
+    def _defer(self, kind: str, ok: Tensor, batch: int) -> None:
+        DeferredChecks(self.check_flags).record(kind, ok, batch)
+        self.batch_ok = ok if self.batch_ok is None else self.batch_ok & ok
+
+    def valid(self, mask: Tensor) -> Tensor:
+        """`mask` [B] with every sample off when a deferred check flagged this batch: statistics skip it."""
+        return mask if self.batch_ok is None else mask & self.batch_ok
+
+    @eager_only
+    def raise_deferred(self, where: str = "a sync point") -> None:
+        """Raise the earliest defect the deferred checks recorded (one host sync; see `check_inputs`).
+
+        Training loops call it where they synchronise anyway: a logging step, an epoch end, before a checkpoint is
+        written (`state_dict` calls it too), so nothing is saved from a poisoned state.
+        """
+        DeferredChecks(self.check_flags).raise_pending(where)
+
+    def expect(self, name: str, rule: str) -> None:
+        """Declare what tensor `name` holds (a `checks.RULES` key), checked whenever a state dict is loaded."""
+        self._rules[name] = rule
+
+    def _check_loaded_state(self, state: dict, prefix: str, *_: object) -> None:
+        """Refuse a state dict with a non-finite (or, per `expect`, negative / non-stochastic) tensor before any of
+        it is copied in."""
+        source = f"the state dict loaded into {type(self).__name__} (a checkpoint)"
+        self.check_states(source, {name: state[prefix + name] for name in self._tensor_names() if prefix + name in
+                                   state and isinstance(state[prefix + name], Tensor)}, prefix)
+
+    def _tensor_names(self) -> list[str]:
+        return [name for name, _ in [*self.named_parameters(recurse=False), *self.named_buffers(recurse=False)]
+                if name != "check_flags"]
+
+    def check_states(self, source: str, tensors: dict[str, Tensor] | None = None, prefix: str = "") -> None:
+        """Raise naming the tensor, its rows and `source` when a parameter, buffer or state breaks its rule (`expect`;
+        default: finite, and non-negative for the `add_state` states, sums of probabilities and counts)."""
+        states = {n for spec in self._states for n in spec.names}
+        for name, value in (tensors if tensors is not None else {n: getattr(self, n) for n in self._tensor_names()}
+                            ).items():
+            check_tensor(value, self._rules.get(name, "nonneg" if name in states else "finite"), prefix + name, source)
+

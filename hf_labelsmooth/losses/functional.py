@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 RowsFn = Callable[[Tensor], Tensor]

@@ -39,7 +39,8 @@ def merge_groups(index: Tensor, values: Tensor, rows: Tensor, cols: Tensor, vals
     ok = torch.cat([is_first[:, None] & (old_i >= 0), valid[:, None].expand_as(cols)], dim=1).reshape(-1)
     entry_rows = rows[:, None].expand(groups, width + cols.shape[1]).reshape(-1)
     keys = torch.where(ok, entry_rows * k + torch.cat([old_i, cols], dim=1).reshape(-1), k * k)
-    sums, seg_keys = _sum_by_key(keys, torch.where(ok, torch.cat([old_v, vals.to(values.dtype)], dim=1).reshape(-1), 0.0), k * k)
+    entries = torch.cat([old_v, vals.to(values.dtype)], dim=1).reshape(-1)
+    sums, seg_keys = _sum_by_key(keys, torch.where(ok, entries, 0.0), k * k)  # where, not `* ok`: NaN·0 is NaN
     seg_rows, rank = _rank_in_rows(sums, seg_keys, k)
     keep = (seg_keys < k * k) & (rank < width)
     dropped = sums.new_zeros(k + 1).index_add_(0, seg_rows, torch.where(keep, 0.0, sums))[:k]
