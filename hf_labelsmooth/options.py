@@ -72,6 +72,9 @@ class RelationOptions:
 
     def _check_alpha(self, flag: "_Spelling") -> None:
         alpha = self.alpha
+        if alpha is not None and (isinstance(alpha, (bool, str)) or not isinstance(alpha, (int, float))):
+            raise ValueError(f"Expected {flag('alpha')} to be a number in [0, 1] but got {alpha!r} "
+                             f"({type(alpha).__name__}). Pass a float, e.g. 0.1, not the string '0.1'.")
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise ValueError(f"Expected {flag('alpha')} in [0, 1] but got {alpha}.")
         if alpha and get_loss_class(self.method).spec.default_alpha == 0.0:

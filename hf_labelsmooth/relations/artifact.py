@@ -50,6 +50,9 @@ class RelationArtifact(abc.ABC):
                  alpha: float | None = None, source_model: str | None = None, dataset: str | None = None,
                  epochs: int | float | None = None, extra: dict[str, Any] | None = None) -> None:
         self.label_names = checks.check_label_names(label_names, num_classes)
+        if alpha is not None and not (schema.is_number(alpha) and 0 <= alpha <= 1):
+            raise ValueError(f"Expected `alpha` (the mass moved off the one-hot) in [0, 1] or None but got {alpha!r}. "
+                             "Pass the loss's alpha, e.g. ClassRelationMatrix(..., alpha=loss.alpha).")
         self.method, self.alpha, self.epochs = method, alpha, epochs
         self.source_model, self.dataset = source_model, dataset
         self.extra = dict(extra or {})

@@ -59,7 +59,7 @@ COMMON: dict[str, Rule] = {  # fields of every kind ("library_name" and "format_
     "method": (optional(lambda v: isinstance(v, str)), "a string or null"),
     "source_model": (optional(lambda v: isinstance(v, str)), "a string or null"),
     "dataset": (optional(lambda v: isinstance(v, str)), "a string or null"),
-    "alpha": (optional(is_number), "a finite number or null"),
+    "alpha": (optional(lambda v: is_number(v) and 0 <= v <= 1), "a number in [0, 1] or null"),
     "epochs": (optional(lambda v: is_number(v) and v >= 0), "a finite number >= 0 or null"),
     "extra": (optional(lambda v: isinstance(v, dict)), "a JSON object or null"),
     "sha256": (optional(is_digests), f"an object mapping {list(TENSOR_FILES)} to sha256 hex digests"),
