@@ -72,8 +72,9 @@ def kl_divergence(p: Tensor, log_p: Tensor, log_q: Tensor) -> Tensor:
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
-    """Float32 one-hot rows for class ids (a comparison: `F.one_hot` reads the ids' range on the host)."""
-    return class_mask(labels, num_classes).to(torch.float32)
+    """Float32 one-hot rows for class ids (a scatter: `F.one_hot` reads the ids' range on the host; an id outside
+    [0, K) still fails in the kernel, never a silent zero row)."""
+    return torch.zeros(labels.shape[0], num_classes, device=labels.device).scatter_(1, labels[:, None], 1.0)
 
 
 def class_mask(labels: Tensor, num_classes: int) -> Tensor:

@@ -109,7 +109,7 @@ def test_devices_fifos_directories_and_sparse_files_are_refused_before_reading(t
     ("num_classes", None, "`num_classes` .* to be an integer >= 2 but got None"),
     ("label_names", "cat", "`label_names` .* to be a list of strings but got 'cat'"),
     ("label_names", [1, 2, 3, 4], "`label_names` .* to be a list of strings"),
-    ("alpha", "0.1", "`alpha` .* to be a finite number or null but got '0.1'"),
+    ("alpha", "0.1", "`alpha` .* to be a number in \\[0, 1\\] or null but got '0.1'"),
     ("epochs", -1, "`epochs` .* to be a finite number >= 0 or null"),
     ("method", 3, "`method` .* to be a string or null but got 3"),
     ("logits_kind", "sigmoid", "`logits_kind` .* to be one of"),

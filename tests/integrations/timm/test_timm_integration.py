@@ -143,7 +143,7 @@ def test_learnable_loss_buffers_are_kept_out_of_ddp_buffer_broadcast() -> None:
     loss.add_state("accumulator", torch.zeros(K))
     wrapper = RelationTrainableModule(_model(), loss)
     ignored = set(wrapper._ddp_params_and_buffers_to_ignore)
-    assert ignored == {"criterion.accumulator", "criterion.check_flags"}  # per process; the model's buffers stay broadcast
+    assert ignored == {"criterion.accumulator", "criterion.check_flags"}  # per process; model buffers broadcast
 
 
 @pytest.mark.parametrize("name", ["lls", "ols"])
