@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .kernels.fused_ce import smoothed_cross_entropy
+from .kernels.fused_soft import soft_cross_entropy
 from .registry import register_loss
 from .base import RelationLoss
-from .functional import cross_entropy
 from .validation import NO_IGNORE_INDEX
 
 
@@ -30,10 +30,7 @@ class LabelSmoothing(RelationLoss):
             return F.cross_entropy(logits.float(), labels, label_smoothing=self.alpha, reduction="none",
                                    ignore_index=NO_IGNORE_INDEX)
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        if self.alpha > 0:  # α > 0: every class has target mass, so -inf logits give inf
-            return F.cross_entropy(logits.float(), target, label_smoothing=self.alpha, reduction="none",
-                                   ignore_index=NO_IGNORE_INDEX)
-        return cross_entropy(target, logits.float().log_softmax(dim=-1))  # α = 0: masked classes may have -inf logits
+        return soft_cross_entropy(logits, target, self.alpha, uniform=True)[0]  # fused; -inf on massless classes
 
     def relation_matrix(self) -> Tensor:
         return torch.full((self.num_classes, self.num_classes), 1.0 / self.num_classes)

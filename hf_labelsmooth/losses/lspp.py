@@ -5,9 +5,10 @@ import torch
 from torch import Tensor
 
 from .kernels.fused_lspp import DenseLSPP, SparseLSPP
+from .kernels.fused_soft import SoftLSPP, soft_targets, zero_relation_gradient
 from .registry import MethodCard, register_loss
 from .learnable import LearnableRelationLoss
-from .functional import cross_entropy, masked_row_softmax, mix, one_hot, relation_targets, safe_log
+from .functional import masked_row_softmax, one_hot
 
 
 @register_loss("lspp")
@@ -61,13 +62,10 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
                                                   self.alpha, self.training)
             self._confusions = (wrong, score) if self.training else None  # recorded by `update`
             return loss
-        log_p = logits.float().log_softmax(dim=-1)
         target = one_hot(labels, self.num_classes) if labels is not None else target
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        network_term = cross_entropy(t.detach(), log_p)
-        matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))
-        return (network_term + matrix_term) / 2
+        loss = SoftLSPP.apply(logits, soft_targets(target, self.relation_rows, self.alpha))  # fused, -inf-safe
+        return loss if self.alpha > 0 else loss + zero_relation_gradient(self.relation_rows, logits)
 
     def relation_matrix(self) -> Tensor:
         if self.top_n is not None:

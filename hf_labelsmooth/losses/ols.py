@@ -6,11 +6,11 @@ from torch import Tensor
 
 from .eager import eager_only
 from .kernels.fused_ce import smoothed_cross_entropy
+from .kernels.fused_soft import soft_cross_entropy, soft_targets
 from .registry import MethodCard, register_loss
 from .sparse.slots import check_top_n
 from .sparse.ols_table import SparseOLSMixin
 from .base import RelationLoss
-from .functional import cross_entropy, mix, relation_targets
 
 EMPTY_ROW_POLICIES = ("uniform", "keep")
 
@@ -83,7 +83,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         else:
             self._init_sparse(self.top_n, buffer_factor)
         self.add_state("counts", torch.zeros(k))
-        self._seen: tuple[Tensor, Tensor] | None = None  # (probabilities, correct) of the batch, from `compute`
+        self._seen: tuple[Tensor, Tensor | None] | None = None  # (probabilities, correct) of the batch, from `compute`
 
     def relation_rows(self, classes: Tensor) -> Tensor:
         return self.matrix.index_select(0, classes) if self.top_n is None else self._sparse_rows(classes)
@@ -94,8 +94,10 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             self._seen = (probs, correct) if self.training else None
             return loss
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        smooth = relation_targets(target, labels, self.relation_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
-        return cross_entropy(mix(target, smooth, self.alpha), logits.float().log_softmax(dim=-1))
+        t = soft_targets(target, self.relation_rows, self.alpha)  # (1-α)·H(t₀, p) + α·H(t₀ @ S, p) in one H
+        loss, probs = soft_cross_entropy(logits, t)  # fused; its softmax feeds `update`
+        self._seen = (probs, None) if self.training else None
+        return loss
 
     def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
         seen, self._seen = self._seen, None
@@ -104,11 +106,9 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             classes = target.argmax(dim=-1)
         else:
             classes = labels
-        if labels is not None and seen is not None:  # the fused loss already computed both
-            probs, correct = seen
-        else:
+        probs, correct = seen if seen is not None else (logits.float().softmax(dim=-1), None)  # from the fused loss
+        if correct is None:
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
-            probs = logits.float().softmax(dim=-1)
         if self.top_n is not None:
             self._sparse_accumulate(probs, classes, correct)
         elif torch.compiler.is_compiling():  # every sample, the wrong ones with weight 0: no data-dependent shape
