@@ -77,9 +77,7 @@ def mix(target: Tensor, smooth: Tensor, alpha: float) -> Tensor:
 
 def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:
     """Softmax of rows `logits[classes]` over the K-1 classes other than each row's own class (LS++)."""
-    rows = logits[classes]
-    own = F.one_hot(classes, logits.shape[-1]).bool()
-    return rows.masked_fill(own, float("-inf")).softmax(dim=-1)
+    return logits.index_select(0, classes).scatter(1, classes[:, None], float("-inf")).softmax(dim=-1)
 
 
 def topk_rows(indices: Tensor, values: Tensor, classes: Tensor, include_self: bool = True) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -44,15 +45,16 @@ def soft_targets(target: Tensor, rows: RowsFn, alpha: float) -> Tensor:
 def _two_entry_targets(target: Tensor, present: Tensor, rows: RowsFn, alpha: float) -> Tensor:
     """`soft_targets` for rows with at most two entries: their columns are the first and last columns with mass
     (found by two vectorised maxima), the second weighted 0 when it is the first."""
-    batch, k = target.shape
+    k = target.shape[-1]
     ranks = torch.arange(1, k + 1, dtype=present.dtype, device=present.device)
     last = (present * ranks).amax(dim=-1).sub_(1)
     first = (present.mul_(ranks.flip(0))).amax(dim=-1).neg_().add_(k)
     cols = torch.stack([first, last], dim=1).clamp_min_(0).long()  # an empty row (B = 0 aside: none) picks col 0
     weights = target.gather(1, cols)
     weights[:, 1].masked_fill_(cols[:, 0] == cols[:, 1], 0.0)
-    picked = rows(cols.flatten()).view(batch, 2, k).to(target.dtype)
-    return torch.baddbmm(target[:, None, :], weights[:, None, :], picked, beta=1.0 - alpha, alpha=alpha)[:, 0]
+    classes, cols = torch.unique(cols, return_inverse=True)  # each row of R once (learnable: a softmax per row)
+    bags = F.embedding_bag(cols, rows(classes).to(target.dtype), per_sample_weights=weights.mul_(alpha), mode="sum")
+    return bags.add_(target, alpha=1.0 - alpha)
 
 
 def zero_relation_gradient(rows: RowsFn, like: Tensor) -> Tensor:
