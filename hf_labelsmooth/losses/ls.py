@@ -30,6 +30,9 @@ class LabelSmoothing(RelationLoss):
             return F.cross_entropy(logits.float(), labels, label_smoothing=self.alpha, reduction="none",
                                    ignore_index=NO_IGNORE_INDEX)
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
+        if self.alpha > 0 and logits.dtype == torch.float32 and logits.shape[-1] < FUSED_FROM_K:  # as for class ids
+            return F.cross_entropy(logits, target, label_smoothing=self.alpha, reduction="none",
+                                   ignore_index=NO_IGNORE_INDEX)  # α > 0: every class has mass, -inf logits give inf
         return soft_cross_entropy(logits, target, self.alpha, uniform=True)[0]  # fused; -inf on massless classes
 
     def relation_matrix(self) -> Tensor:
