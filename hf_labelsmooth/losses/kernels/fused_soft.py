@@ -121,7 +121,9 @@ class SoftLSPP(torch.autograd.Function):
         x, p, lse = _softmax_lse(logits)
         mass = target.sum(dim=-1)
         network = torch.addcmul(torch.nansum(target * x, dim=-1).neg_(), mass, lse)
-        matrix = torch.linalg.vecdot(p, target.clamp_min(TINY).log_())  # p = 0 at -inf logits: no NaN
+        ctx.unclamped = may_sync(target) and bool(target.amin() >= TINY)  # CPU: no clamp, no mask where none bites
+        log_t = target.log() if ctx.unclamped else target.clamp_min(TINY).log_()
+        matrix = torch.linalg.vecdot(p, log_t)  # p = 0 at -inf logits: no NaN
         ctx.save_for_backward(p, target, mass)
         ctx.dtype = logits.dtype
         return network.sub_(matrix).mul_(0.5)
@@ -132,7 +134,9 @@ class SoftLSPP(torch.autograd.Function):
         p, target, mass = ctx.saved_tensors
         half = grad[:, None] * 0.5
         grad_t = None
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and ctx.unclamped:
+            grad_t = torch.div(p, target).mul_(-half)
+        elif ctx.needs_input_grad[1]:
             grad_t = torch.where(target >= TINY, p / target.clamp_min(TINY), 0.0).mul_(-half)
         grad_z = None
         if ctx.needs_input_grad[0]:
