@@ -33,8 +33,8 @@ def make_step(name: str, model: torch.nn.Module, images: torch.Tensor, labels: t
     """One training step with loss `name` ("ce" = F.cross_entropy)."""
     loss_fn = create_loss(name, 1000).train() if name != "ce" else None
     groups = [{"params": list(model.parameters())}]
-    if loss_fn is not None and loss_fn.requires_optimizer:  # lls: no decay on its matrix (relation_weight_decay)
-        wd = 1e-4 if loss_fn.relation_weight_decay is None else loss_fn.relation_weight_decay
+    if loss_fn is not None and loss_fn.spec.requires_optimizer:  # lls: no decay on its matrix (relation_weight_decay)
+        wd = 1e-4 if loss_fn.spec.relation_weight_decay is None else loss_fn.spec.relation_weight_decay
         groups.append({"params": list(loss_fn.parameters()), "weight_decay": wd})
     opt = torch.optim.SGD(groups, lr=1e-3, momentum=0.9, weight_decay=1e-4)
 
@@ -53,9 +53,9 @@ def isolated_cost(name: str, batch: int, reps: int = 200) -> float:
     logits = torch.randn(batch, 1000).requires_grad_()
     labels = torch.randint(0, 1000, (batch,))
     loss_fn = create_loss(name, 1000).train()
-    wd = 1e-4 if loss_fn.relation_weight_decay is None else loss_fn.relation_weight_decay
+    wd = 1e-4 if loss_fn.spec.relation_weight_decay is None else loss_fn.spec.relation_weight_decay
     opt = torch.optim.SGD(loss_fn.parameters(), lr=1e-3, momentum=0.9, weight_decay=wd) if (
-        loss_fn.requires_optimizer) else None
+        loss_fn.spec.requires_optimizer) else None
 
     def ours() -> None:
         loss_fn(logits, labels).backward()
@@ -86,9 +86,13 @@ def main() -> None:
     parser.add_argument("--trainer-only", action="store_true", help="only the Trainer section (transformers)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.trainer_only:
-        print(run_trainer(args.out, LOSSES))
-        return
+    if not args.trainer_only:
+        resnet_table(args)
+    print(run_trainer(args.out, LOSSES))
+
+
+def resnet_table(args: argparse.Namespace) -> None:
+    """Time the timm resnet18 steps and write the main table to `args.out`."""
     allocator = "glibc keeps freed memory" if keep_freed_memory() else "default allocator"
     torch.manual_seed(0)
     model = timm.create_model("resnet18", pretrained=False, num_classes=1000).train()
@@ -129,7 +133,7 @@ def main() -> None:
         lines.append(f"| {n} | {med:.3f} | {q[0]:.3f}–{q[2]:.3f} | {extra * 1e3:.2f} | {iso:.4f} | "
                      f"{'yes' if iso <= 1.01 else 'no'} |")
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
-    print(run_trainer(args.out, LOSSES))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
