@@ -121,7 +121,7 @@ class SoftLSPP(torch.autograd.Function):
         x, p, lse = _softmax_lse(logits)
         mass = target.sum(dim=-1)
         network = torch.addcmul(torch.nansum(target * x, dim=-1).neg_(), mass, lse)
-        ctx.unclamped = may_sync(target) and bool(target.amin() >= TINY)  # CPU: no clamp, no mask where none bites
+        ctx.unclamped = may_sync(target) and bool((target.amin(dim=-1) >= TINY).all())  # CPU: clamp only if it bites
         log_t = target.log() if ctx.unclamped else target.clamp_min(TINY).log_()
         matrix = torch.linalg.vecdot(p, log_t)  # p = 0 at -inf logits: no NaN
         ctx.save_for_backward(p, target, mass)
