@@ -64,6 +64,7 @@ def setup_logging(training_args: Any) -> None:
         transformers.utils.logging.set_verbosity_info()
     level = training_args.get_process_log_level()
     logger.setLevel(level)
+    logging.getLogger("hf_labelsmooth").setLevel(level)  # e.g. which relation_prior matrix was loaded
     datasets.utils.logging.set_verbosity(level)
     datasets.utils.logging.disable_propagation()  # datasets has its own handler: the root's would print lines twice
     transformers.utils.logging.set_verbosity(level)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from . import checks, commit, io, schema
 
-FIELDS = ("method", "alpha", "source_model", "dataset", "epochs")
+FIELDS = ("method", "alpha", "source_model", "dataset", "epochs", "training")
 
 
 class RelationArtifact(abc.ABC):
@@ -33,6 +33,9 @@ class RelationArtifact(abc.ABC):
         source_model: Model (Hub id or name) trained with the loss.
         dataset: Dataset the relations were learned on.
         epochs: Number of training epochs.
+        training: How the relations were trained, beyond the loss (JSON object): the matrix's ``optimizer``
+            family, ``relation_lr``, ``relation_weight_decay``, ``update_every`` (None: each epoch), ``top_n``,
+            and for a student of a fixed matrix its ``prior`` (``{"source": repo id or folder, "sha256": ...}``).
         extra: Further JSON-serialisable metadata (kept in config.json under ``"extra"``).
     """
 
@@ -47,10 +50,12 @@ class RelationArtifact(abc.ABC):
 
     def __init__(self, label_names: Sequence[str], num_classes: int, *, method: str | None = None,
                  alpha: float | None = None, source_model: str | None = None, dataset: str | None = None,
-                 epochs: int | float | None = None, extra: dict[str, Any] | None = None) -> None:
+                 epochs: int | float | None = None, training: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         self.label_names = checks.check_label_names(label_names, num_classes)
         self.method, self.alpha, self.epochs = method, alpha, epochs
         self.source_model, self.dataset = source_model, dataset
+        self.training = dict(training or {})
         self.extra = dict(extra or {})
         try:
             json.dumps(self.to_config())
@@ -78,6 +83,10 @@ class RelationArtifact(abc.ABC):
     @abc.abstractmethod
     def tensors(self) -> dict[str, Tensor]:
         """The tensors written to `tensor_file`."""
+
+    def tensor_file_bytes(self) -> bytes:
+        """`tensor_file` as `save_pretrained` writes it (its sha256 is recorded in config.json)."""
+        return io.tensor_bytes(self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
 
     def to_config(self) -> dict[str, Any]:
         """The config.json content (JSON-serialisable)."""
@@ -114,7 +123,7 @@ class RelationArtifact(abc.ABC):
         from .card import card_files
 
         directory = Path(save_directory)
-        tensors = io.tensor_bytes(self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
+        tensors = self.tensor_file_bytes()
         files = card_files(self, repo_id=repo_id) if card else {}
         directory.mkdir(parents=True, exist_ok=True)
         commit.save_folder(directory, self.tensor_file, tensors, self.to_config(), files)

@@ -52,6 +52,7 @@ COMMON: dict[str, Rule] = {
     "alpha": (optional(is_number), "a finite number or null"),
     "epochs": (optional(lambda v: is_number(v) and v >= 0), "a finite number >= 0 or null"),
     "extra": (optional(lambda v: isinstance(v, dict)), "a JSON object or null"),
+    "training": (optional(lambda v: isinstance(v, dict)), "a JSON object or null"),
     "sha256": (optional(is_digests), f"an object mapping {list(TENSOR_FILES)} to sha256 hex digests"),
 }
 

@@ -17,7 +17,10 @@ the run, the launcher replaces:
 - ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
   (`add_relation_param_group`: ``--relation-lr``, by default 10 × ``--lr`` for SGD-like optimizers and
   max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``).
-- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
+- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix, the cards and,
+  with ``--push-to-hub``, uploads them with the model (`sharing`).
+- ``timm.utils.update_summary`` (rank 0, each epoch): with ``--log-wandb``, the matrix's heatmap is logged to W&B in
+  the same step as train.py's metrics.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
 - ``torch.distributed.destroy_process_group()``: a barrier first (train.py destroys the group with none).
@@ -42,7 +45,7 @@ from torch import nn
 from .launcher import LaunchResult
 from .loss import create_classification_loss, is_relation_loss_type
 from .options import LaunchError, LaunchOptions, relation_loss_types
-from .script_args import check_script_args, dataset_name, label_names, mixup_active
+from .script_args import check_script_args, label_names, mixup_active
 from .task import RelationClassificationTask, RelationTrainableModule, add_relation_param_group
 
 __all__ = ["LaunchState", "LaunchedTask", "RelationPlaceholder", "installed"]
@@ -108,6 +111,8 @@ class LaunchState:
         self.output_dir: str | None = None
         self.label_names: list[str] = []
         self.notes: list[str] = []  # for the log, once train.py has set it up
+        self.optimizer: Any = None  # train.py's optimizer, with the matrix's param group
+        self.prior: dict[str, Any] | None = None  # `provenance.prior_record` of a relation_prior run
 
     def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
         self.args = args
@@ -139,11 +144,15 @@ class LaunchState:
             raise LaunchError(f"Expected a timm model with `num_classes` for {self.loss_type} but got {num_classes}.")
         names = self.label_names = label_names(self.train_dataset, num_classes)
         try:
+            kwargs = self.options.loss_kwargs(self.loss_type, names)
             loss = create_classification_loss(self.loss_type, num_classes=num_classes, alpha=self.options.ls_alpha,
-                                              soft_targets=mixup_active(self.args),
-                                              **self.options.loss_kwargs(self.loss_type, names))
+                                              soft_targets=mixup_active(self.args), **kwargs)
         except ValueError as err:
             raise LaunchError(str(err)) from err
+        if "matrix" in kwargs:
+            from ...relations.provenance import describe_source, prior_record
+
+            self.prior = prior_record(describe_source(self.options.relation_matrix), kwargs["matrix"])
         _logger.info(f"hf-labelsmooth: {loss.name} (alpha {loss.alpha}) in place of train.py's criterion")
         return loss
 
@@ -154,7 +163,16 @@ class LaunchState:
         add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
                                  weight_decay=self.options.relation_weight_decay,
                                  network_weight_decay=kwargs.get("weight_decay"))
+        self.optimizer = optimizer
         return optimizer
+
+    def update_summary(self, original: Callable, *args: Any, log_wandb: bool = False, **kwargs: Any) -> Any:
+        """With ``--log-wandb``, the matrix's heatmap joins the epoch's metrics (one W&B step)."""
+        if log_wandb and self.task is not None:
+            from .sharing import log_wandb_heatmap
+
+            log_wandb_heatmap(self.task.loss, self.label_names)
+        return original(*args, log_wandb=log_wandb, **kwargs)
 
     def get_outdir(self, original: Callable, *args: Any, **kwargs: Any) -> str:
         self.output_dir = original(*args, **kwargs)
@@ -165,16 +183,24 @@ class LaunchState:
             return RelationPlaceholder(str(loss_type))
         return original(loss_type, *rest, **kwargs)
 
-    def finish(self) -> LaunchResult:
-        """After train.py: on rank 0, write the matrix the loss learned and its card into train.py's output folder."""
-        task, args, written = self.task, self.args, None
-        if task is not None and self.output_dir is not None and task.loss.learns_relations:
-            from ...relations import save_relations
+    def training_record(self) -> dict[str, Any]:
+        """How the relations were trained beyond the loss (`provenance.training_record`)."""
+        from ...relations.provenance import training_record
 
-            written = save_relations(task.loss, self.label_names, Path(self.output_dir) / "relation_matrix",
-                                     source_model=getattr(args, "model", None),
-                                     dataset=dataset_name(args), epochs=task.completed_epochs)
-            _logger.info(f"hf-labelsmooth: wrote the {task.loss.name} relations to {written}")
+        assert self.task is not None
+        loss = self.task.loss
+        return training_record(loss, self.optimizer, self.options.relation_update_every, self.prior,
+                               architecture=getattr(self.args, "model", None))
+
+    def finish(self) -> LaunchResult:
+        """After train.py, on rank 0: the matrix the loss learned with its card, the root card and, with
+        ``--push-to-hub``, the upload (`sharing.share_run`), in train.py's output folder."""
+        task, args, written = self.task, self.args, None
+        if task is not None and self.output_dir is not None:
+            from .sharing import share_run
+
+            written = share_run(task, args, Path(self.output_dir), self.label_names, self.training_record(),
+                                self.options.push_to_hub, self.options.hub_private)
         return LaunchResult(task=task, output_dir=self.output_dir, relations_dir=written,
                             world_size=getattr(args, "world_size", 1), rank=getattr(args, "rank", 0))
 
@@ -207,6 +233,7 @@ def installed(state: LaunchState) -> Iterator[LaunchState]:
     loss_types = tuple(timm.loss.LOSS_TYPES) + tuple(relation_loss_types())
     hooks: list[tuple[Any, str, Any]] = [
         (timm.utils, "init_distributed_device", state.read_args), (timm.utils, "get_outdir", state.get_outdir),
+        (timm.utils, "update_summary", state.update_summary),
         (timm.data, "create_loader", state.create_loader), (timm.data, "create_naflex_loader", state.create_loader),
         (timm.task, "ClassificationTask", state.classification_task),
         (timm.optim, "create_optimizer_v2", state.create_optimizer),

@@ -11,10 +11,12 @@ from typing import Any
 from transformers import Trainer
 
 from ...losses.base import RelationLoss
-from ...relations import ARTIFACT_DIR, save_relations
-from ...relations.io import CONFIG_FILE, is_own_config
+from ...relations import ARTIFACT_DIR, relations_from_loss
+from ...relations.card_text import hub_id, literal
+from ...relations.io import CONFIG_FILE, PNG_FILE, is_own_config
+from ...relations.provenance import training_record
 from .checkpoint import load_loss_state
-from .model_card import add_card_section, card_section, hub_id, round_epochs
+from .model_card import CardFacts, add_card_section, card_section, round_epochs
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,15 @@ class RelationSharingTrainer(Trainer):
     source_model: str | None
     dataset: str | None
     dataset_config: str | None
+    prior: dict[str, Any] | None  # `provenance.prior_record` of a relation_prior run's matrix
+    relation_optimizer: Any
+
+    def training_record(self) -> dict[str, Any]:
+        """How the relations were trained beyond the loss (`provenance.training_record`): matrix optimizer, lr,
+        weight decay, refresh period, top-N, the prior of a ``relation_prior`` student."""
+        optimizer = self.relation_optimizer.optimizer if self.relation_optimizer is not None else None
+        return training_record(self.relation_loss, optimizer, getattr(self.args, "relation_update_every", None),
+                               self.prior)
 
     def _load_best_model(self) -> None:
         super()._load_best_model()
@@ -36,13 +47,25 @@ class RelationSharingTrainer(Trainer):
                            "checkpoint's.", best)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both."""
+        """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both. The
+        model's config.json records how its labels were smoothed (`record_in_config`)."""
+        self.record_in_config()
         super().save_model(output_dir, _internal_call=True)  # Trainer.save_model would push before the matrix exists
         if _internal_call:
             return
         self.save_relations(output_dir)
         if self.args.push_to_hub:
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+    def record_in_config(self) -> None:
+        """Set ``hf_labelsmooth`` in the model's config (saved in its config.json): method, α, the training
+        settings (`training_record`: for a ``relation_prior`` student, the prior's source and digest) and where the
+        learned matrix is."""
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        if config is not None:
+            loss = self.relation_loss
+            config.hf_labelsmooth = {"method": loss.name, "alpha": loss.alpha, "training": self.training_record(),
+                                     "relation_matrix": f"{ARTIFACT_DIR}/" if loss.learns_relations else None}
 
     def save_relations(self, output_dir: str | None = None) -> None:
         """Write the learned relations to ``<output_dir>/relation_matrix/`` (methods that learn them).
@@ -61,10 +84,14 @@ class RelationSharingTrainer(Trainer):
                                self.relation_loss.name)
                 shutil.rmtree(directory)
             return
+        self.learned_relations().save_pretrained(directory, repo_id=getattr(self, "hub_model_id", None))
+
+    def learned_relations(self) -> Any:
+        """The artifact of what the loss learned, with this run's model, data and training settings."""
         extra = {"dataset_config": self.dataset_config} if self.dataset_config else {}
-        save_relations(self.relation_loss, self.class_names, directory, repo_id=getattr(self, "hub_model_id", None),
-                       source_model=self.source_model, dataset=self.dataset, epochs=round_epochs(self.state.epoch),
-                       **extra)
+        return relations_from_loss(self.relation_loss, self.class_names, source_model=self.source_model,
+                                   dataset=self.dataset, epochs=round_epochs(self.state.epoch),
+                                   training=self.training_record(), **extra)
 
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None,
@@ -83,22 +110,35 @@ class RelationSharingTrainer(Trainer):
                           finetuned_from: str | None = None, tasks: str | list[str] | None = None,
                           dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
                           dataset_args: str | list[str] | None = None) -> None:
-        """Transformers' model card plus a section naming the method, α, base model, dataset and the matrix card.
+        """Transformers' model card plus a section naming the method, α, base model, dataset, training settings and
+        showing the learned matrix (heatmap, strongest relations, reuse commands).
 
-        Defaults come from the trainer (`source_model`, `dataset`); only Hub ids go into the card's metadata.
+        Defaults come from the trainer (`source_model`, `dataset`); only Hub ids go into the card's metadata, and
+        every text value is escaped (`relations.card_text`).
         """
         loss = self.relation_loss
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        tags += [t for t in ("hf_labelsmooth", "label-smoothing", loss.name) if t not in tags]
+        tags += [t for t in ("hf_labelsmooth", "label-smoothing", loss.name) if t not in tags and hub_id(t)]
         hub_dataset = hub_id(self.dataset)
         if dataset_tags is None:  # [] rather than None: transformers would list a local builder ("imagefolder")
             dataset_tags = [hub_dataset] if hub_dataset else []
         if dataset_args is None and hub_dataset:
             dataset_args = self.dataset_config
-        super().create_model_card(language, license, tags, model_name, finetuned_from or hub_id(self.source_model),
-                                  tasks, dataset_tags, dataset or self.dataset, dataset_args)
+        assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
+        text = dataset or self.dataset
+        super().create_model_card(language, license, tags, literal(model_name or Path(self.args.output_dir).name),
+                                  finetuned_from or hub_id(self.source_model), tasks, dataset_tags,
+                                  [literal(d) for d in ([text] if isinstance(text, str) else text)] if text else None,
+                                  dataset_args)
         if self.is_world_process_zero():
-            section = card_section(loss.name, loss.alpha, self.source_model, self.dataset, loss.learns_relations,
-                                   getattr(self, "hub_model_id", None))
-            assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
-            add_card_section(Path(self.args.output_dir) / "README.md", section)
+            add_card_section(Path(self.args.output_dir) / "README.md", card_section(self.card_facts()),
+                             self.source_model if finetuned_from is None else finetuned_from)
+
+    def card_facts(self) -> CardFacts:
+        """What the card's section states about this run."""
+        loss = self.relation_loss
+        matrix = self.learned_relations() if loss.learns_relations else None
+        assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
+        image = (Path(self.args.output_dir) / ARTIFACT_DIR / PNG_FILE).is_file()
+        return CardFacts(loss.name, loss.alpha, self.source_model, self.dataset, self.training_record(), matrix,
+                         image, getattr(self, "hub_model_id", None))

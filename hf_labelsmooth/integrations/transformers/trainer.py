@@ -10,12 +10,13 @@ from torch import Tensor, nn
 from ...losses import create_loss
 from ...losses.base import RelationLoss
 from ...metrics.functional import relation_stats
-from ...relations import load_relations, needs_topk_artifact
+from ...relations import needs_topk_artifact
+from ...relations.provenance import describe_source, load_prior
 from .callbacks import RelationLossCallback
 from .checkpoint import check_resumable, load_loss_state, save_loss_state
 from .relation_optimizer import RelationOptimizer, check_optimizer_checkpoint
 from .data_checks import check_dataset_labels, check_problem_type
-from .model_card import describe_source
+from .heatmap import RelationHeatmapCallback
 from .sharing import RelationSharingTrainer
 from .training_args import LabelSmoothingTrainingArguments
 
@@ -36,15 +37,22 @@ def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
     Raises:
         ValueError: When the `relation_matrix` prior's label names differ from the model's (`config.id2label`).
     """
+    return build_relation_loss_and_prior(args, num_classes, label_names)[0]
+
+
+def build_relation_loss_and_prior(args: LabelSmoothingTrainingArguments, num_classes: int,
+                                  label_names: Sequence[str]) -> tuple[RelationLoss, dict[str, Any] | None]:
+    """`build_relation_loss`, and the `provenance.prior_record` of its `relation_matrix` (None without one)."""
     kwargs: dict[str, Any] = {"reduction": "none"}
+    prior = None
     if args.relation_top_n is not None:
         kwargs["top_n"] = args.relation_top_n
     if args.relation_matrix is not None:
-        matrix = load_relations(args.relation_matrix)
-        matrix.check_label_names(list(label_names))  # ValueError naming the fix on mismatch with config.id2label
+        matrix, prior = load_prior(args.relation_matrix, label_names)  # mismatch with config.id2label: ValueError
         kwargs.update(matrix=matrix, label_names=list(label_names))
-    return create_loss(args.label_smoothing_method, num_classes=num_classes, alpha=args.label_smoothing_alpha,
+    loss = create_loss(args.label_smoothing_method, num_classes=num_classes, alpha=args.label_smoothing_alpha,
                        **kwargs)
+    return loss, prior
 
 
 class LabelSmoothingTrainer(RelationSharingTrainer):
@@ -86,7 +94,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         config = self.accelerator.unwrap_model(self.model).config
         check_problem_type(config)
         self.class_names = config_label_names(config)
-        loss = relation_loss if relation_loss is not None else build_relation_loss(
+        loss, self.prior = (relation_loss, None) if relation_loss is not None else build_relation_loss_and_prior(
             self.args, int(config.num_labels), self.class_names)
         loss.reduction = "none"
         self.relation_loss = loss.to(self.args.device)
@@ -102,6 +110,8 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
                                                optimizer_step=self._relation_optimizer_step,
                                                scheduler_step=self._relation_scheduler_step,
                                                relation_lr=self._relation_lr))
+        self.add_callback(RelationHeatmapCallback(self.relation_loss, self.class_names, self.callback_handler.callbacks,
+                                                  self.args.relation_heatmap_every))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
         if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:

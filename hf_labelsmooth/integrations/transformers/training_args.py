@@ -50,6 +50,8 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
             folder / repo trained with a relation method (its ``relation_matrix/`` subfolder is read).
         relation_top_n: Keep N related classes per row (sparse, for large K; methods that support it).
+        relation_heatmap_every: Log the learned matrix's heatmap every N epochs to the `report_to` loggers that
+            take images (TensorBoard, W&B); 0 never.
     """
 
     label_smoothing_method: str = field(
@@ -74,6 +76,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
     relation_top_n: int | None = field(
         default=None, metadata={"help": f"Keep N related classes per row (sparse, for large K): "
                                         f"{list_losses(supports_top_n=True)}."})
+    relation_heatmap_every: int = field(
+        default=1, metadata={"help": "Log the learned matrix's heatmap every N epochs to the report_to loggers that "
+                                     "take images (tensorboard, wandb); 0 never."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -117,6 +122,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         if self.relation_top_n is not None and (not cls.supports_top_n or self.relation_top_n < 1):
             raise ValueError(f"Expected `relation_top_n` >= 1 with a method in {list_losses(supports_top_n=True)} "
                              f"but got {self.relation_top_n} with method {method!r}. Drop it or change the method.")
+        if self.relation_heatmap_every < 0:
+            raise ValueError(f"Expected `relation_heatmap_every` >= 0 (epochs; 0 never logs) but got "
+                             f"{self.relation_heatmap_every}.")
         for name in ("relation_lr", "relation_weight_decay"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
