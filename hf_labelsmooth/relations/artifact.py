@@ -84,10 +84,6 @@ class RelationArtifact(abc.ABC):
     def tensors(self) -> dict[str, Tensor]:
         """The tensors written to `tensor_file`."""
 
-    def tensor_file_bytes(self) -> bytes:
-        """`tensor_file` as `save_pretrained` writes it (its sha256 is recorded in config.json)."""
-        return io.tensor_bytes(self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
-
     def to_config(self) -> dict[str, Any]:
         """The config.json content (JSON-serialisable)."""
         return {"library_name": "hf_labelsmooth", "format_version": io.FORMAT_VERSION, "artifact": self.kind,
@@ -123,7 +119,7 @@ class RelationArtifact(abc.ABC):
         from .card import card_files
 
         directory = Path(save_directory)
-        tensors = self.tensor_file_bytes()
+        tensors = io.tensor_bytes(self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
         files = card_files(self, repo_id=repo_id) if card else {}
         directory.mkdir(parents=True, exist_ok=True)
         commit.save_folder(directory, self.tensor_file, tensors, self.to_config(), files)

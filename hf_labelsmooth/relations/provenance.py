@@ -32,8 +32,14 @@ def describe_source(value: str | os.PathLike | None) -> str | None:
 
 
 def content_sha256(artifact: RelationArtifact) -> str:
-    """sha256 of the artifact's tensor file as `save_pretrained` writes it (the digest its config.json records)."""
-    return hashlib.sha256(artifact.tensor_file_bytes()).hexdigest()
+    """sha256 of the artifact's tensors (names, dtypes, shapes, values in name order): the same matrix gives the same
+    digest wherever and however it was saved (safetensors files are not byte-stable: their metadata order varies)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(artifact.tensors().items()):
+        tensor = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def prior_record(source: str | None, artifact: RelationArtifact) -> dict[str, Any]:
