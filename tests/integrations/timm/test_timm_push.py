@@ -1,0 +1,91 @@
+"""``hf-labelsmooth timm-train --push-to-hub``: one commit with what timm.models.push_to_hf_hub uploads (loadable by
+``timm.create_model("hf-hub:...", pretrained=True)``) plus relation_matrix/ and a root card that shows the matrix;
+cards name a local data folder as local, never as a Hub dataset (issue 22), and record the matrix's training."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+
+from hf_labelsmooth.integrations.timm.launcher import LaunchError, LaunchOptions
+from hub_server import RecordingHub
+from timm_digits import timm_train_py, write_digits_imagefolder
+
+TRAIN_PY = timm_train_py()
+ROOT = Path(__file__).resolve().parents[3]
+REPO = "alice/digits-lls"
+SCRIPT = """
+import json, sys, torch, timm
+from hf_labelsmooth.integrations.timm.launcher import launch
+from hf_labelsmooth.integrations.timm.sharing import unwrap_network
+result = launch(sys.argv[1], sys.argv[3:])
+pushed = timm.create_model("hf-hub:" + sys.argv[2], pretrained=True)
+trained = unwrap_network(result.task).state_dict()
+same = pushed.state_dict().keys() == trained.keys() and all(torch.equal(v, trained[k])
+                                                             for k, v in pushed.state_dict().items())
+print("LOADED", json.dumps({"same": same, "num_classes": pushed.num_classes,
+                            "label_names": pushed.pretrained_cfg.get("label_names")}))
+"""
+
+
+def hub_env(hub: RecordingHub, tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_test_token", "HF_HOME": str(tmp_path / "hf_home"),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+def card_metadata(text: str) -> dict:
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TRAIN_PY is None, reason="timm's train.py not found: set TIMM_TRAIN_PY to its path")
+def test_push_uploads_a_timm_loadable_model_with_its_matrix_and_card(tmp_path: Path) -> None:
+    classes = write_digits_imagefolder(tmp_path / "digits", train_per_class=12, val_per_class=4)
+    args = ["--data-dir", str(tmp_path / "digits"), "--output", str(tmp_path / "runs"), "--experiment", "lls",
+            "--device", "cpu", "--model", "test_efficientnet_gn", "--num-classes", "10", "--img-size", "16",
+            "--crop-pct", "1.0", "--warmup-epochs", "0", "--workers", "0", "-b", "24", "--opt", "adamw",
+            "--lr", "0.003", "--epochs", "1", "--no-aug", "--loss-type", "lls", "--push-to-hub", REPO]
+    with RecordingHub() as hub:
+        proc = subprocess.run([sys.executable, "-c", SCRIPT, str(TRAIN_PY), REPO, *args], env=hub_env(hub, tmp_path),
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    loaded = json.loads(proc.stdout.split("LOADED ", 1)[1])
+    assert loaded == {"same": True, "num_classes": 10, "label_names": classes}
+    (commit,) = hub.commits  # one commit: model, matrix and card together
+    assert commit["repo_id"] == REPO and sorted(commit["files"]) == [
+        "README.md", "config.json", "model.safetensors", "relation_matrix/README.md", "relation_matrix/config.json",
+        "relation_matrix/relation_matrix.png", "relation_matrix/relation_matrix.safetensors"]  # no pickle
+    config = json.loads(commit["files"]["config.json"])
+    training = {"optimizer": "AdamW (Adam-like)", "relation_lr": 0.05, "relation_weight_decay": 0.0,
+                "architecture": "test_efficientnet_gn"}
+    assert config["hf_labelsmooth"] == {"method": "lls", "alpha": 0.1, "training": training,
+                                        "relation_matrix": "relation_matrix/"}
+    matrix_config = json.loads(commit["files"]["relation_matrix/config.json"])
+    assert matrix_config["training"] == training and matrix_config["dataset"] == "digits (local)"
+    assert matrix_config["source_model"] is None  # trained from scratch: no base model
+    root = commit["files"]["README.md"].decode()
+    card = ModelCard(root)
+    assert card.data.library_name == "timm" and card.data.pipeline_tag == "image-classification"
+    assert card.data.base_model is None and card.data.datasets is None
+    assert f'timm.create_model("hf-hub:{REPO}", pretrained=True)' in root
+    assert "![Class-relation matrix heatmap (diagonal hidden)](relation_matrix/relation_matrix.png)" in root
+    assert "| Base model | none: trained from scratch |" in root and "| Dataset | digits (local) |" in root
+    assert f"--relation-matrix {REPO}" in root
+    assert "datasets" not in card_metadata(commit["files"]["relation_matrix/README.md"].decode())  # issue 22
+    assert (tmp_path / "runs" / "lls" / "README.md").read_text().startswith("---\n")  # the local root card
+
+
+def test_push_to_hub_takes_a_repo_id_and_a_relation_loss() -> None:
+    with pytest.raises(LaunchError, match="Expected --push-to-hub to be a Hub repo id"):
+        LaunchOptions(loss_type="lls", push_to_hub="/tmp/not a repo").check()
+    assert LaunchOptions(loss_type="lls", push_to_hub=REPO, hub_private=True).relation_flags_set() == \
+        ["--push-to-hub", "--hub-private"]
