@@ -91,7 +91,8 @@ def test_each_relation_loss_trains_and_writes_its_matrix(trained, data, loss: st
         return
     matrix = load_relations(run_dir / "relation_matrix")
     assert matrix.label_names == data[1] and matrix.method == loss and matrix.epochs == 2
-    assert matrix.source_model == "test_efficientnet_gn" and matrix.dataset == data[0].name
+    assert matrix.source_model is None and matrix.dataset == f"{data[0].name} (local)"  # from scratch, local data
+    assert matrix.training["architecture"] == "test_efficientnet_gn"
     assert "README.md" in os.listdir(run_dir / "relation_matrix")
     torch.testing.assert_close(matrix.matrix.sum(-1), torch.ones(10))
     if loss in ("lspp", "lls"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hf_labelsmooth.integrations.transformers.checkpoint import check_resumable
-from hf_labelsmooth.integrations.transformers.model_card import describe_source
+from hf_labelsmooth.relations.provenance import SCRATCH_MARK, describe_source
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def trainer_sources(model_args: ModelArguments, dataset: str | None, dataset_con
     """`LabelSmoothingTrainer` keywords naming the base model and data (recorded in the matrix and model card)."""
     source = model_args.model_name_or_path
     if source is None:
-        source = f"none: trained from scratch from the config {describe_source(model_args.config_name)}"
+        source = f"{SCRATCH_MARK} from the config {describe_source(model_args.config_name)}"
     return {"source_model": source, "dataset": dataset, "dataset_config": dataset_config}
 
 

@@ -18,6 +18,7 @@ from .artifact import RelationArtifact
 
 logger = logging.getLogger(__name__)
 LOCAL_MARK = " (local)"
+SCRATCH_MARK = "none: trained from scratch"  # a source that says no pretrained weights were loaded (scripts)
 
 
 def describe_source(value: str | os.PathLike | None) -> str | None:

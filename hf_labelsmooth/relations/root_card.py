@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .card import method_card
 from .card_text import hub_id, literal
 from .io import ARTIFACT_DIR, PNG_FILE
-from .provenance import LOCAL_MARK
+from .provenance import LOCAL_MARK, SCRATCH_MARK
 
 if TYPE_CHECKING:
     from .artifact import RelationArtifact
@@ -32,7 +32,9 @@ def named_source(source: str) -> str:
 
 def base_model_text(source: str | None) -> str:
     """A card's "Base model" cell: fine-tuned from a Hub model or a local folder, or trained from scratch."""
-    return f"fine-tuned from {named_source(source)}" if source else "none: trained from scratch"
+    if not source or source.startswith(SCRATCH_MARK):
+        return literal(source) if source else SCRATCH_MARK
+    return f"fine-tuned from {named_source(source)}"
 
 
 def strongest_rows(matrix: "RelationArtifact", rows: int = 5, top_k: int = 3) -> list[tuple[str, list]]:

@@ -112,7 +112,8 @@ def test_training_settings_are_saved_loaded_and_shown(tmp_path: Path) -> None:
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["training"] == record and load_relations(tmp_path / "m").training == record
     text = (tmp_path / "m" / "README.md").read_text()
-    assert "| Matrix learning rate (`relation_lr`) | 0.01 |" in text and "| Matrix optimizer | AdamW (Adam-like) |" in text
+    assert "| Matrix learning rate (`relation_lr`) | 0.01 |" in text
+    assert "| Matrix optimizer | AdamW (Adam-like) |" in text
     config["training"] = ["not", "an", "object"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="Expected `training` .* to be a JSON object or null"):

@@ -17,7 +17,7 @@ from typing import Any
 from ...relations import ARTIFACT_DIR
 from ...relations.card import method_card, training_rows
 from ...relations.card_text import hub_id, literal
-from ...relations.provenance import describe_source
+from ...relations.provenance import SCRATCH_MARK, describe_source
 from ...relations.root_card import base_model_text, matrix_section, named_source
 
 __all__ = ["CardFacts", "add_card_section", "card_section", "describe_source", "fix_provenance", "hub_id",
@@ -77,7 +77,10 @@ def fix_provenance(text: str, source_model: str | None) -> str:
     trained from scratch)."""
     if source_model and hub_id(source_model):
         return text  # transformers' sentence links the Hub model
-    intro = f"This model is a fine-tuned version of {named_source(source_model)} on " if source_model else SCRATCH
+    if source_model and not source_model.startswith(SCRATCH_MARK):
+        intro = f"This model is a fine-tuned version of {named_source(source_model)} on "
+    else:
+        intro = SCRATCH
     return TRANSFORMERS_INTRO.sub(lambda _: intro, text, count=1)
 
 

@@ -155,3 +155,17 @@ def test_the_heatmap_is_logged_to_tensorboard_each_epoch(tmp_path: Path) -> None
     images = events.Images("relation_matrix")
     assert [image.step for image in images] == [2, 4]  # 32 samples / 16 per step: the two epoch ends
     assert all(image.encoded_image_string[:4] == b"\x89PNG" and image.width > 100 for image in images)
+
+
+def test_the_heatmap_is_logged_to_wandb_each_epoch(tmp_path: Path, monkeypatch) -> None:
+    wandb = pytest.importorskip("wandb")
+    for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+                        "WANDB_PROJECT": "cards"}.items():
+        monkeypatch.setenv(name, value)
+    trainer = trainer_for(tmp_path, "lls", num_train_epochs=2, report_to=["wandb"])
+    try:
+        trainer.train()
+    finally:
+        wandb.finish()
+    images = list((tmp_path / "wandb").glob("offline-run-*/files/media/images/relation_matrix_*.png"))
+    assert len(images) == 2 and all(image.read_bytes()[:4] == b"\x89PNG" for image in images)

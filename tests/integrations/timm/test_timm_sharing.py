@@ -89,3 +89,22 @@ def test_push_to_hub_takes_a_repo_id_and_a_relation_loss() -> None:
         LaunchOptions(loss_type="lls", push_to_hub="/tmp/not a repo").check()
     assert LaunchOptions(loss_type="lls", push_to_hub=REPO, hub_private=True).relation_flags_set() == \
         ["--push-to-hub", "--hub-private"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TRAIN_PY is None, reason="timm's train.py not found: set TIMM_TRAIN_PY to its path")
+def test_log_wandb_gets_the_heatmap_each_epoch(tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    write_digits_imagefolder(tmp_path / "digits", train_per_class=6, val_per_class=2)
+    args = ["--data-dir", str(tmp_path / "digits"), "--output", str(tmp_path / "runs"), "--device", "cpu", "--model",
+            "test_efficientnet_gn", "--num-classes", "10", "--img-size", "16", "--crop-pct", "1.0",
+            "--warmup-epochs", "0", "--workers", "0", "-b", "20", "--epochs", "2", "--no-aug", "--loss-type", "ols",
+            "--log-wandb", "--wandb-project", "cards"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "hf_labelsmooth.cli", "timm-train", str(TRAIN_PY), *args], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    images = sorted(p.name.split("_")[2] for p in
+                    (tmp_path / "wandb").glob("offline-run-*/files/media/images/relation_matrix_*.png"))
+    assert images == ["0", "1"]  # one per epoch, in the step of that epoch's metrics
