@@ -106,7 +106,7 @@ def toy():
 def test_a_registered_loss_reaches_every_integration_with_no_other_edit(toy, tmp_path) -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("timm")
-    from trainer_digits import train_digits
+    from tests.support.trainer_digits import train_digits
 
     from hf_labelsmooth.integrations.timm import create_classification_loss, list_classification_loss_types
     from hf_labelsmooth.integrations.timm.launcher import LaunchError, LaunchOptions
