@@ -4,7 +4,6 @@ cards name a local data folder as local, never as a Hub dataset (issue 22), and 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,11 @@ import yaml
 from huggingface_hub import ModelCard
 
 from hf_labelsmooth.integrations.timm.launcher import LaunchError, LaunchOptions
-from hub_server import RecordingHub
-from timm_digits import timm_train_py, write_digits_imagefolder
+from tests.support.digits import write_digits_imagefolder
+from tests.support.hub_server import RecordingHub
+from tests.support.paths import subprocess_env, timm_train_py
 
 TRAIN_PY = timm_train_py()
-ROOT = Path(__file__).resolve().parents[3]
 REPO = "alice/digits-lls"
 SCRIPT = """
 import json, sys, torch, timm
@@ -35,9 +34,8 @@ print("LOADED", json.dumps({"same": same, "num_classes": pushed.num_classes,
 
 
 def hub_env(hub: RecordingHub, tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_test_token", "HF_HOME": str(tmp_path / "hf_home"),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env(HF_ENDPOINT=hub.url, HF_TOKEN="hf_test_token", HF_HOME=str(tmp_path / "hf_home"),
+                         HF_HUB_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
     env.pop("HF_HUB_OFFLINE", None)
     return env
 
@@ -100,8 +98,7 @@ def test_log_wandb_gets_the_heatmap_each_epoch(tmp_path: Path) -> None:
             "test_efficientnet_gn", "--num-classes", "10", "--img-size", "16", "--crop-pct", "1.0",
             "--warmup-epochs", "0", "--workers", "0", "-b", "20", "--epochs", "2", "--no-aug", "--loss-type", "ols",
             "--log-wandb", "--wandb-project", "cards"]
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env(WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_SILENT="true", OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "hf_labelsmooth.cli", "timm-train", str(TRAIN_PY), *args], env=env,
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]

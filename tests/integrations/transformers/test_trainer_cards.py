@@ -16,7 +16,7 @@ from transformers import ConvNextForImageClassification
 from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer, load_relations
 from hf_labelsmooth.relations.card_text import literal
 from hf_labelsmooth.relations.provenance import content_sha256
-from trainer_digits import LABELS, DigitsDataset, digits_args, tiny_model
+from tests.support.trainer_digits import LABELS, DigitsDataset, digits_args, tiny_model
 
 HOSTILE = "x\n---\nlibrary_name: evil\n---\n<script>alert(1)</script> | `code`"
 
