@@ -183,15 +183,6 @@ class LaunchState:
             return RelationPlaceholder(str(loss_type))
         return original(loss_type, *rest, **kwargs)
 
-    def training_record(self) -> dict[str, Any]:
-        """How the relations were trained beyond the loss (`provenance.training_record`)."""
-        from ...relations.provenance import training_record
-
-        assert self.task is not None
-        loss = self.task.loss
-        return training_record(loss, self.optimizer, self.options.relation_update_every, self.prior,
-                               architecture=getattr(self.args, "model", None))
-
     def finish(self) -> LaunchResult:
         """After train.py, on rank 0: the matrix the loss learned with its card, the root card and, with
         ``--push-to-hub``, the upload (`sharing.share_run`), in train.py's output folder."""
@@ -199,8 +190,8 @@ class LaunchState:
         if task is not None and self.output_dir is not None:
             from .sharing import share_run
 
-            written = share_run(task, args, Path(self.output_dir), self.label_names, self.training_record(),
-                                self.options.push_to_hub, self.options.hub_private)
+            written = share_run(task, args, Path(self.output_dir), self.label_names, self.options, self.optimizer,
+                                self.prior)
         return LaunchResult(task=task, output_dir=self.output_dir, relations_dir=written,
                             world_size=getattr(args, "world_size", 1), rank=getattr(args, "rank", 0))
 

@@ -141,16 +141,29 @@ def unwrap_network(task: Any) -> nn.Module:
     return getattr(module, "model", module)
 
 
-def share_run(task: Any, args: Any, output_dir: Path, label_names: list[str], training: dict[str, Any],
-              push_to_hub: str | None = None, private: bool | None = None) -> Path | None:
+def share_run(task: Any, args: Any, output_dir: Path, label_names: list[str], options: Any, optimizer: Any = None,
+              prior: dict[str, Any] | None = None) -> Path | None:
     """On rank 0 after train.py: ``relation_matrix/`` (methods that learn one), the root README.md, the push.
+
+    Args:
+        task: The trained `LaunchedTask`.
+        args: train.py's parsed flags.
+        output_dir: train.py's output folder.
+        label_names: Class names in output order.
+        options: The launcher's `LaunchOptions` (update period, ``--push-to-hub``, ``--hub-private``).
+        optimizer: train.py's optimizer (with the matrix's param group).
+        prior: `provenance.prior_record` of a ``relation_prior`` run's matrix.
 
     Returns:
         The ``relation_matrix/`` folder written, or None.
     """
     from ...relations import relations_from_loss
+    from ...relations.provenance import training_record
 
     loss, model = task.loss, unwrap_network(task)
+    training = training_record(loss, optimizer, options.relation_update_every, prior,
+                               architecture=getattr(args, "model", None))
+    push_to_hub, private = options.push_to_hub, options.hub_private
     facts = TimmCardFacts(architecture=str(getattr(args, "model", "")), method=loss.name, alpha=loss.alpha,
                           source_model=describe_model(args, model), dataset=describe_dataset(args),
                           epochs=task.completed_epochs, training=training)
