@@ -22,7 +22,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from hf_labelsmooth import create_loss  # noqa: E402
-from hf_labelsmooth.relations.io import atomic_write_bytes  # noqa: E402
+from hf_labelsmooth._io import atomic_write_bytes  # noqa: E402
 
 TINY = torch.finfo(torch.float32).tiny
 CASES = [("ls", None), ("ols", None), ("lspp", None), ("lls", None), ("ols", 4), ("lspp", 4), ("lls", 4)]

@@ -4,14 +4,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..losses.registry import MethodCard, get_loss_class, is_loss
 from .card_text import hub_id, literal
-from .io import CARD_FILE, PNG_FILE
-
-if TYPE_CHECKING:
-    from .artifact import RelationArtifact
+from .constants import CARD_FILE, PNG_FILE
 
 logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
@@ -22,8 +19,30 @@ TAGS = ["hf_labelsmooth", "label-smoothing", "class-relation-matrix", "model_hub
 TRAINING_LABELS = {  # the `training` field of config.json, as the card's table names it
     "optimizer": "Matrix optimizer", "relation_lr": "Matrix learning rate (`relation_lr`)",
     "relation_weight_decay": "Matrix weight decay", "update_every": "Refresh period (optimizer steps)",
-    "top_n": "Related classes kept per row (`top_n`)", "initialization": "Network initialisation",
+    "top_n": "Related classes kept per row (`top_n`)", "architecture": "Network architecture",
 }
+
+
+class CardSource(Protocol):
+    """What a card reads of an artifact (`RelationArtifact` has it all; the card does not import it)."""
+
+    label_names: list[str]
+    method: str | None
+    alpha: float | None
+    source_model: str | None
+    dataset: str | None
+    epochs: int | float | None
+    extra: dict[str, Any]
+    training: dict[str, Any]
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def top_related(self, k: int = 3, include_self: bool = False) -> list[list[tuple[str, float]]]: ...
+
+    def uniform_rows(self) -> list[bool]: ...
+
+    def plot(self, path: str | os.PathLike | None = None) -> Any: ...
 
 
 def method_card(method: str | None) -> MethodCard | None:
@@ -31,7 +50,7 @@ def method_card(method: str | None) -> MethodCard | None:
     return get_loss_class(method).card if method and is_loss(method) else None
 
 
-def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, top_k: int = 3,
+def render_card(matrix: CardSource, image_file: str | None = PNG_FILE, top_k: int = 3,
                 repo_id: str | None = None, template_path: str | os.PathLike | None = None) -> Any:
     """Render the model card (a `huggingface_hub.ModelCard`) of `matrix`.
 
@@ -65,7 +84,7 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     )
 
 
-def card_data(matrix: "RelationArtifact") -> Any:
+def card_data(matrix: CardSource) -> Any:
     """The card's metadata (`ModelCardData`): Hub ids only (`base_model`: the model the matrix was learned with,
     which places the repo in its model tree; `datasets`), the mixin's tags, the method's tag when registered."""
     from huggingface_hub import ModelCardData
@@ -97,7 +116,7 @@ def prior_text(prior: dict[str, Any]) -> str:
     return text + (f" (sha256 {literal(digest)})" if digest else "")
 
 
-def card_files(matrix: "RelationArtifact", repo_id: str | None = None) -> dict[str, bytes]:
+def card_files(matrix: CardSource, repo_id: str | None = None) -> dict[str, bytes]:
     """``relation_matrix.png`` (heatmap, dense matrices only) and ``README.md`` (card), rendered in memory."""
     from .plot import figure_bytes
 

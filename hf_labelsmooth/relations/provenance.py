@@ -9,12 +9,14 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from ..optim import is_sgd_like
-from .artifact import RelationArtifact
+
+if TYPE_CHECKING:  # the card side (root_card) reads this module's marks: no artifact import at run time
+    from .artifact import RelationArtifact
 
 logger = logging.getLogger(__name__)
 LOCAL_MARK = " (local)"

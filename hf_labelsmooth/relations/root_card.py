@@ -7,15 +7,10 @@ classes whose relations are strongest, the method and α, and the commands that 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .card import method_card
+from .card import CardSource, method_card
 from .card_text import hub_id, literal
-from .io import ARTIFACT_DIR, PNG_FILE
+from .constants import ARTIFACT_DIR, PNG_FILE
 from .provenance import LOCAL_MARK, SCRATCH_MARK
-
-if TYPE_CHECKING:
-    from .artifact import RelationArtifact
 
 SECTION_TITLE = "### The learned class-relation matrix"
 PLACEHOLDER = "<this repo or folder>"
@@ -37,7 +32,7 @@ def base_model_text(source: str | None) -> str:
     return f"fine-tuned from {named_source(source)}"
 
 
-def strongest_rows(matrix: "RelationArtifact", rows: int = 5, top_k: int = 3) -> list[tuple[str, list]]:
+def strongest_rows(matrix: CardSource, rows: int = 5, top_k: int = 3) -> list[tuple[str, list]]:
     """The `rows` classes whose most related class gets the most mass, with their `top_k` related classes.
 
     Uniform rows (no learned relation) are left out: their order would be tie order.
@@ -48,7 +43,7 @@ def strongest_rows(matrix: "RelationArtifact", rows: int = 5, top_k: int = 3) ->
     return [(matrix.label_names[i], related[i]) for i in order[:rows]]
 
 
-def matrix_section(matrix: "RelationArtifact", repo_id: str | None = None, image: bool = True, rows: int = 5,
+def matrix_section(matrix: CardSource, repo_id: str | None = None, image: bool = True, rows: int = 5,
                    top_k: int = 3, folder: str = ARTIFACT_DIR) -> str:
     """Markdown for a model's root card: heatmap, strongest relations, method and α, reuse commands.
 

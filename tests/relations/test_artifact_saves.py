@@ -49,7 +49,7 @@ def test_tensors_of_another_save_are_refused_with_the_fix(tmp_path):
 
 def killed_save(folder, new: ClassRelationMatrix, when) -> None:
     """Save `new` in a forked child that dies (os._exit: no cleanup, like SIGKILL) when `when(step, path)` says so."""
-    from hf_labelsmooth.relations import commit
+    from hf_labelsmooth._io import commit
 
     pid = os.fork()
     if pid == 0:  # child

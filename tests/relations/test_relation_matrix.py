@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-import hf_labelsmooth.relations.io as rio
+import hf_labelsmooth._io as rio
 from hf_labelsmooth import ClassRelationMatrix, create_loss
 
 NAMES = ["cat", "dog", "car", "truck"]
@@ -173,7 +173,7 @@ def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rio.os, "fdopen", broken)
+    monkeypatch.setattr(os, "fdopen", broken)  # the file layer writes through os.fdopen
     with pytest.raises(OSError, match="disk full"):
         ClassRelationMatrix(HAND, NAMES, method="new").save_pretrained(tmp_path, card=False)
     assert (tmp_path / "config.json").read_bytes() == before

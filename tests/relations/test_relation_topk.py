@@ -11,7 +11,7 @@ from hf_labelsmooth import create_loss
 from hf_labelsmooth.cli import main as cli_main
 from hf_labelsmooth.losses.sparse.slots import DENSE_MATRIX_LIMIT
 from hf_labelsmooth.relations import RelationTopK, load_relations, needs_topk_artifact, save_relations
-from hf_labelsmooth.relations.io import TOPK_FILE
+from hf_labelsmooth.relations.constants import TOPK_FILE
 
 K = DENSE_MATRIX_LIMIT + 7
 

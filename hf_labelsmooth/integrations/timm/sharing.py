@@ -18,7 +18,7 @@ from torch import nn
 from ...relations import ARTIFACT_DIR
 from ...relations.card import method_card, training_rows
 from ...relations.card_text import code_string, hub_id, literal
-from ...relations.io import PNG_FILE
+from ...relations.constants import PNG_FILE
 from ...relations.provenance import LOCAL_MARK
 from ...relations.root_card import base_model_text, matrix_section
 

@@ -13,7 +13,8 @@ from transformers import Trainer
 from ...losses.base import RelationLoss
 from ...relations import ARTIFACT_DIR, relations_from_loss
 from ...relations.card_text import hub_id, literal
-from ...relations.io import CONFIG_FILE, PNG_FILE, is_own_config
+from ...relations.constants import CONFIG_FILE, PNG_FILE
+from ...relations.folders import is_own_config
 from ...relations.provenance import training_record
 from .checkpoint import load_loss_state
 from .model_card import CardFacts, add_card_section, card_section, round_epochs

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, TypeGuard
 
-MAX_HEADER_BYTES = 1 << 20  # safetensors header of an artifact: a few tensors and short metadata
+MAX_HEADER_BYTES = 1 << 20  # a header of a few tensors and short metadata (read limit, not a format rule)
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4,
                "U16": 2, "U8": 1, "BOOL": 1}
 TensorSpecs = dict[str, tuple[str, tuple[int, ...]]]  # tensor name -> (safetensors dtype, shape)

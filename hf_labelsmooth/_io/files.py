@@ -1,4 +1,4 @@
-"""Low-level file safety: regular files of bounded size on read; locked, fsynced, self-cleaning atomic writes.
+"""File safety: regular files of bounded size on read; locked, fsynced, self-cleaning writes of one file.
 
 Reading never trusts a path: `open_regular` follows symlinks (the Hub cache is made of them) but opens only a
 regular file, without blocking (a FIFO), and refuses one larger than the caller's bound (``/dev/zero``, a sparse
@@ -68,12 +68,17 @@ def read_exactly(handle: BinaryIO, size: int, path: str | os.PathLike) -> bytes:
     return data
 
 
-def check_output_file(path: str | os.PathLike) -> Path:
-    """`path` as a Path after checking a file can be written there (an existing folder, not a directory itself)."""
+def check_output_file(path: str | os.PathLike, example: str = "output") -> Path:
+    """`path` as a Path after checking a file can be written there (an existing folder, not a directory itself).
+
+    Args:
+        path: The file to write.
+        example: A file name suggested in the error when `path` is a directory.
+    """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"Expected a file path to write but got {path}, which is a directory. Name a file in it, "
-                         f"e.g. {path / 'relation_matrix.png'}.")
+                         f"e.g. {path / example}.")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"Expected an existing folder to write {path.name} in but got {path.parent}, which "
                                 "is not a directory. Create it first or choose another path.")
