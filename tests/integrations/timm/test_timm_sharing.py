@@ -105,3 +105,39 @@ def test_log_wandb_gets_the_heatmap_each_epoch(tmp_path: Path) -> None:
     images = sorted(p.name.split("_")[2] for p in
                     (tmp_path / "wandb").glob("offline-run-*/files/media/images/relation_matrix_*.png"))
     assert images == ["0", "1"]  # one per epoch, in the step of that epoch's metrics
+
+
+def test_timm_sources_are_hub_ids_or_marked_local() -> None:
+    """issue 22: the launcher put a local folder name into the card's datasets: metadata."""
+    from argparse import Namespace
+
+    from hf_labelsmooth.integrations.timm.sharing import describe_dataset, describe_model
+
+    class Pretrained:
+        pretrained_cfg = {"hf_hub_id": "timm/resnet18.a1_in1k"}
+
+    assert describe_dataset(Namespace(dataset="hfds/beans", data_dir="/data")) == "beans"
+    assert describe_dataset(Namespace(dataset="", data_dir="/data/my digits/")) == "my digits (local)"
+    assert describe_dataset(Namespace(dataset="torch/cifar10", data_dir=None)) == "cifar10 (torch dataset)"
+    assert describe_model(Namespace(pretrained=True, pretrained_path=None, initial_checkpoint=""), Pretrained()) == \
+        "timm/resnet18.a1_in1k"
+    assert describe_model(Namespace(pretrained=False, pretrained_path=None, initial_checkpoint="/ck/best.pth"),
+                          None) == "best.pth (local)"
+    assert describe_model(Namespace(pretrained=False, pretrained_path=None, initial_checkpoint=""), None) is None
+
+
+def test_timm_root_card_metadata_and_escaping() -> None:
+    from hf_labelsmooth.integrations.timm.sharing import TimmCardFacts, render_root_card
+
+    hostile = "x\n---\nlibrary_name: evil\n<script>alert(1)</script>"
+    hub = ModelCard(render_root_card(TimmCardFacts("resnet18", "ols", 0.1, "timm/resnet18.a1_in1k", "beans", 3),
+                                     REPO))
+    assert (hub.data.base_model, hub.data.datasets, hub.data.library_name) == ("timm/resnet18.a1_in1k", ["beans"],
+                                                                              "timm")
+    assert "| Base model | fine-tuned from [timm/resnet18.a1_in1k](https://huggingface.co/timm/resnet18.a1_in1k) |" \
+        in hub.text
+    text = render_root_card(TimmCardFacts(hostile, hostile, 0.1, hostile, hostile, 3), hostile)
+    card = ModelCard(text)
+    assert card.data.base_model is None and card.data.datasets is None and card.data.library_name == "timm"
+    assert text.count("\n---\n") == 1 and "<script>" not in text and "\nlibrary_name: evil" not in card.text
+    assert "<hf-hub:user/repo>" in text  # no repo id: the snippet quotes none
