@@ -157,6 +157,7 @@ def test_the_heatmap_is_logged_to_tensorboard_each_epoch(tmp_path: Path) -> None
     assert all(image.encoded_image_string[:4] == b"\x89PNG" and image.width > 100 for image in images)
 
 
+@pytest.mark.slow  # starts W&B's service process
 def test_the_heatmap_is_logged_to_wandb_each_epoch(tmp_path: Path, monkeypatch) -> None:
     wandb = pytest.importorskip("wandb")
     for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
