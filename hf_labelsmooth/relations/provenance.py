@@ -99,7 +99,8 @@ def training_record(loss: Any, optimizer: torch.optim.Optimizer | None = None, u
                       relation_lr=float(group.get("initial_lr", group["lr"])),
                       relation_weight_decay=float(group.get("weight_decay", 0.0)))
     top_n = getattr(loss, "top_n", None)
-    if hasattr(type(loss), "has_update_period") and type(loss).has_update_period(top_n):
+    spec = getattr(loss, "spec", None)
+    if spec is not None and spec.has_update_period(top_n):
         record["update_every"] = update_every
     if top_n is not None:
         record["top_n"] = int(top_n)

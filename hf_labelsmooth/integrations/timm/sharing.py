@@ -164,15 +164,15 @@ def share_run(task: Any, args: Any, output_dir: Path, label_names: list[str], op
     training = training_record(loss, optimizer, options.relation_update_every, prior,
                                architecture=getattr(args, "model", None))
     push_to_hub, private = options.push_to_hub, options.hub_private
-    facts = TimmCardFacts(architecture=str(getattr(args, "model", "")), method=loss.name, alpha=loss.alpha,
+    facts = TimmCardFacts(architecture=str(getattr(args, "model", "")), method=loss.spec.name, alpha=loss.alpha,
                           source_model=describe_model(args, model), dataset=describe_dataset(args),
                           epochs=task.completed_epochs, training=training)
     written = None
-    if loss.learns_relations:
+    if loss.spec.learns_relations:
         facts.matrix = relations_from_loss(loss, label_names, source_model=facts.source_model, dataset=facts.dataset,
                                            epochs=facts.epochs, training=training)
         written = facts.matrix.save_pretrained(output_dir / ARTIFACT_DIR, repo_id=push_to_hub)
-        _logger.info(f"hf-labelsmooth: wrote the {loss.name} relations to {written}")
+        _logger.info(f"hf-labelsmooth: wrote the {loss.spec.name} relations to {written}")
     facts.image = has_heatmap(output_dir)
     (output_dir / "README.md").write_text(render_root_card(facts, push_to_hub), encoding="utf-8")
     if push_to_hub is not None:
@@ -189,7 +189,7 @@ def log_wandb_heatmap(loss: Any, label_names: list[str]) -> None:
     import sys
 
     wandb = sys.modules.get("wandb")  # train.py imported it; without it there is no run to log to
-    if wandb is None or getattr(wandb, "run", None) is None or not loss.learns_relations:
+    if wandb is None or getattr(wandb, "run", None) is None or not loss.spec.learns_relations:
         return
     from ...relations import needs_topk_artifact, relations_from_loss
     from ...relations.plot import heatmap_array

@@ -51,7 +51,7 @@ class RelationHeatmapCallback(TrainerCallback):
         epoch = round(state.epoch or 0)  # the epoch just completed (a resumed run keeps counting)
         if not self.every or epoch % self.every or not state.is_world_process_zero:
             return
-        if not self.loss.learns_relations or needs_topk_artifact(self.loss):
+        if not self.loss.spec.learns_relations or needs_topk_artifact(self.loss):
             return
         writers = image_writers(self.callbacks)
         image = heatmap_array(relations_from_loss(self.loss, self.label_names)) if writers else None

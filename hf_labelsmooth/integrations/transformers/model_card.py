@@ -8,20 +8,27 @@ value enters the card through `relations.card_text` (escaped, one line).
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...relations import ARTIFACT_DIR
+from ...relations import ARTIFACT_DIR, relations_from_loss
 from ...relations.card import method_card, training_rows
 from ...relations.card_text import hub_id, literal
-from ...relations.provenance import SCRATCH_MARK, describe_source
+from ...relations.constants import CONFIG_FILE, PNG_FILE
+from ...relations.folders import is_own_config
+from ...relations.provenance import SCRATCH_MARK, describe_source, training_record
 from ...relations.root_card import base_model_text, matrix_section, named_source
 
-__all__ = ["CardFacts", "add_card_section", "card_section", "describe_source", "fix_provenance", "hub_id",
-           "round_epochs"]
+__all__ = ["CardFacts", "add_card_section", "card_facts", "card_metadata", "card_section", "describe_source",
+           "fix_provenance", "hub_id", "learned_relations", "record_in_config", "remove_stale_relations",
+           "round_epochs", "trainer_training_record"]
+
+logger = logging.getLogger(__name__)
 
 SECTION_TITLE = "## Class-relation label smoothing"
 SCRATCH = "This model was trained from scratch on "
@@ -91,3 +98,61 @@ def add_card_section(readme: str | os.PathLike, section: str, source_model: str 
     anchor = text.find("## Model description")
     text = text[:anchor] + section + "\n" + text[anchor:] if anchor >= 0 else text.rstrip("\n") + "\n\n" + section
     path.write_text(text, encoding="utf-8")
+
+
+def card_metadata(method: str, tags: str | list[str] | None, dataset_tags: str | list[str] | None,
+                  dataset_args: str | list[str] | None, dataset: str | None, dataset_config: str | None
+                  ) -> tuple[list[str], str | list[str], str | list[str] | None]:
+    """The card's tags, dataset tags and dataset args: the package's and the method's tags added, the trainer's
+    dataset where none is given (only a Hub id: [] rather than None, or transformers lists a local builder)."""
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    tags += [t for t in ("hf_labelsmooth", "label-smoothing", method) if t not in tags and hub_id(t)]
+    hub_dataset = hub_id(dataset)
+    if dataset_tags is None:
+        dataset_tags = [hub_dataset] if hub_dataset else []
+    if dataset_args is None and hub_dataset:
+        dataset_args = dataset_config
+    return tags, dataset_tags, dataset_args
+
+
+def remove_stale_relations(directory: Path, method: str) -> None:
+    """Remove a ``relation_matrix/`` that an earlier run left beside a model whose `method` learns none: it would be
+    read as this model's."""
+    if is_own_config(directory / CONFIG_FILE):
+        logger.warning("Removing %s: written by an earlier run, and %s learns no matrix.", directory, method)
+        shutil.rmtree(directory)
+
+
+def trainer_training_record(trainer: Any) -> dict[str, Any]:
+    """How a `LabelSmoothingTrainer`'s relations were trained beyond the loss (`provenance.training_record`): matrix
+    optimizer, lr, weight decay, refresh period, top-N, the prior of a ``relation_prior`` student."""
+    optimizer = trainer.relation_optimizer.optimizer if trainer.relation_optimizer is not None else None
+    return training_record(trainer.relation_loss, optimizer, trainer.options.update_every, trainer.prior)
+
+
+def learned_relations(trainer: Any) -> Any:
+    """The artifact of what the trainer's loss learned, with the run's model, data and training settings."""
+    extra = {"dataset_config": trainer.dataset_config} if trainer.dataset_config else {}
+    return relations_from_loss(trainer.relation_loss, trainer.class_names, source_model=trainer.source_model,
+                               dataset=trainer.dataset, epochs=round_epochs(trainer.state.epoch),
+                               training=trainer_training_record(trainer), **extra)
+
+
+def record_in_config(trainer: Any) -> None:
+    """Set ``hf_labelsmooth`` in the model's config (saved in its config.json): method, α, the training settings
+    (for a ``relation_prior`` student, the prior's source and digest) and where the learned matrix is."""
+    config = getattr(trainer.accelerator.unwrap_model(trainer.model), "config", None)
+    if config is not None:
+        loss = trainer.relation_loss
+        config.hf_labelsmooth = {"method": loss.spec.name, "alpha": loss.alpha,
+                                 "training": trainer_training_record(trainer),
+                                 "relation_matrix": f"{ARTIFACT_DIR}/" if loss.spec.learns_relations else None}
+
+
+def card_facts(trainer: Any) -> CardFacts:
+    """What the card's section states about a trainer's run."""
+    loss = trainer.relation_loss
+    matrix = learned_relations(trainer) if loss.spec.learns_relations else None
+    image = (Path(trainer.args.output_dir) / ARTIFACT_DIR / PNG_FILE).is_file()
+    return CardFacts(loss.spec.name, loss.alpha, trainer.source_model, trainer.dataset,
+                     trainer_training_record(trainer), matrix, image, getattr(trainer, "hub_model_id", None))
