@@ -64,13 +64,13 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
         where t = 0; None when t >= NORMAL everywhere (`SoftLLS` takes the log itself)."""
         if self.alpha == 0:
             return target, safe_log(target)
-        t = soft_targets(target, self.relation_rows, self.alpha)
+        t = soft_targets(target, self.relation_rows, self.alpha, dense=self.top_n is None)
         if may_sync(t) and bool((t.amin(dim=-1) >= NORMAL).all()):
             return t, None
 
         def rows(classes: Tensor) -> Tensor:
             return self.rows.relation_rows(classes, torch.float64)
 
-        t = soft_targets(target.double(), rows, self.alpha)
+        t = soft_targets(target.double(), rows, self.alpha, dense=self.top_n is None)
         log_t = torch.where(t > 0, t.clamp_min(torch.finfo(t.dtype).tiny).log(), LOG_TINY)
         return t.float(), log_t.float()

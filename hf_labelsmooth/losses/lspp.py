@@ -55,5 +55,6 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
             return self.rows.hard_loss(fused_lspp, logits, labels, self.alpha)
         target = one_hot(labels, self.num_classes) if labels is not None else target
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        loss = SoftLSPP.apply(logits, soft_targets(target, self.relation_rows, self.alpha))  # fused, -inf-safe
+        t = soft_targets(target, self.relation_rows, self.alpha, dense=self.top_n is None)
+        loss = SoftLSPP.apply(logits, t)  # fused, -inf-safe
         return loss if self.alpha > 0 else loss + zero_relation_gradient(self.relation_rows, logits)

@@ -93,7 +93,8 @@ class OnlineLabelSmoothing(RelationLoss):
             self._seen = (probs, correct) if self.training else None
             return loss
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        t = soft_targets(target, self.relation_rows, self.alpha)  # (1-α)·H(t₀, p) + α·H(t₀ @ S, p) in one H
+        # (1-α)·H(t₀, p) + α·H(t₀ @ S, p) in one H
+        t = soft_targets(target, self.relation_rows, self.alpha, dense=self.top_n is None)
         loss, probs = soft_cross_entropy(logits, t)  # fused; its softmax feeds `update`
         self._seen = (probs, None) if self.training else None
         return loss

@@ -87,7 +87,8 @@ class RelationPrior(RelationLoss):
         if labels is not None:  # fused: t = (1-α)·e_y + α·M[y] never built, one softmax (as OLS)
             return smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))[0]
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        return soft_cross_entropy(logits, soft_targets(target, self.relation_rows, self.alpha))[0]  # fused
+        t = soft_targets(target, self.relation_rows, self.alpha, dense=self.matrix is not None)
+        return soft_cross_entropy(logits, t)[0]  # fused
 
     def relation_matrix(self) -> Tensor:
         if self.matrix is None:

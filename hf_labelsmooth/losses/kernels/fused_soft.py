@@ -23,17 +23,19 @@ TINY = torch.finfo(torch.float32).tiny
 LOWEST = torch.finfo(torch.float32).min  # log p at a -inf logit, so that 0·log p = 0 (LLS)
 
 
-def soft_targets(target: Tensor, rows: RowsFn, alpha: float) -> Tensor:
+def soft_targets(target: Tensor, rows: RowsFn, alpha: float, dense: bool = True) -> Tensor:
     """t = (1-α)·t₀ + α·t₀ @ R as a new [B, K] tensor of t₀'s dtype (differentiable through `rows` = R[ids]).
 
     On the CPU (`may_sync`) only the rows that t₀ needs are read: two per sample while no row of t₀ has more than
     two entries (Mixup, CutMix), else those of the classes with mass. Elsewhere (other devices, torch.compile) every
-    row: an exact matmul, no data-dependent shape, no host sync.
+    row: an exact matmul, no data-dependent shape, no host sync -- for dense storage only (`dense`): top-N rows are
+    built per class, and building all K of them would be the K×K matrix top-N storage exists to avoid, so top-N
+    storage always reads only the rows t₀ needs (a host read per call off the CPU).
     """
     if alpha == 0:
         return target.clone()
     k = target.shape[-1]
-    if may_sync(target):  # host reads are free on the CPU
+    if may_sync(target) or not dense:  # host reads are free on the CPU
         present = torch.sign(target).abs_()  # 1 where t₀ has mass (vectorised, unlike nonzero / argmax / bool ops)
         if bool((present.sum(dim=-1) <= 2).all()):
             return _two_entry_targets(target, present, rows, alpha)
