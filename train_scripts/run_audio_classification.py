@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, DataCollatorWithPadding, set_seed
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
 from _hf_audio import audio_split_dirs, decode_audio_columns, load_audio_folder, random_subsample, read_audio, resample
@@ -150,4 +151,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

@@ -25,6 +25,7 @@ from torchvision.transforms import (CenterCrop, Compose, Lambda, Normalize, Rand
                                     RandomResizedCrop, Resize, ToTensor)
 from transformers import AutoImageProcessor, AutoModelForImageClassification, set_seed
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
 from _hf_data import check_column, class_names, data_source, load_imagefolder, load_named
@@ -147,4 +148,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

@@ -23,6 +23,7 @@ import numpy as np
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           default_data_collator, set_seed)
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
 from _hf_data import data_source, load_named, load_text_files
@@ -179,4 +180,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

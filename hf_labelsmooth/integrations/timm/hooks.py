@@ -39,6 +39,7 @@ import timm.utils
 import torch.distributed
 from torch import nn
 
+from .entry import check_device
 from .launcher import LaunchResult
 from .loss import create_classification_loss, is_relation_loss_type
 from .options import LaunchError, LaunchOptions, relation_loss_types
@@ -112,6 +113,7 @@ class LaunchState:
     def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
         self.args = args
         self.loss_type = check_script_args(self.options, args)
+        check_device(args)  # train.py's default --device cuda on a machine without CUDA: one line, not a traceback
         for note in self.notes:
             _logger.info(f"hf-labelsmooth: {note}")
         return original(args, *rest, **kwargs)

@@ -13,6 +13,7 @@ from typing import Iterator
 from transformers import TrainingArguments
 
 from ...losses.registry import describe_defaults, get_loss_class, is_loss, list_losses
+from .launch import check_launch, prepare_launch
 
 
 class _RegisteredLosses:
@@ -76,7 +77,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                                         f"{list_losses(supports_top_n=True)}."})
 
     def __post_init__(self) -> None:
+        prepare_launch(self)  # CPU without an accelerator; launches that cannot be real are refused (`launch`)
         super().__post_init__()
+        check_launch(self)
         if self.relation_matrix is not None and not self.relation_matrix.strip():
             raise ValueError("Expected `relation_matrix` to be a folder saved by save_pretrained or a Hub repo id but "
                              "got an empty string. Pass a path, or drop `--relation_matrix`.")
