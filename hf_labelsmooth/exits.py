@@ -43,15 +43,22 @@ def _endpoint() -> str:
 
 
 def hub_cause(err: BaseException) -> str | None:
-    """One line naming why the Hub failed (offline mode, no network, a refused token), else None."""
+    """One line naming why the Hub failed (offline mode, no network, a refused token), else None.
+
+    The chain of `err` is searched: transformers and datasets re-raise the Hub's errors as their own (datasets as a
+    builtin ``ConnectionError("Couldn't reach ... on the Hub")``)."""
     for link in _chain(err):
         name, module = type(link).__name__, type(link).__module__
         status = getattr(getattr(link, "response", None), "status_code", None)
         if name == "OfflineModeIsEnabled" or (name == "LocalEntryNotFoundError" and os.environ.get("HF_HUB_OFFLINE")):
             return ("Expected to reach the Hub but got offline mode (HF_HUB_OFFLINE is set). Unset HF_HUB_OFFLINE, "
                     "or use local folders and drop --push_to_hub.")
-        if module.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3") and \
-                any(word in name for word in ("Connect", "Timeout", "NameResolution", "Network")):
+        if name == "LocalTokenNotFoundError":
+            return ("Expected a Hub token for --push_to_hub but got none. Run `hf auth login` (or pass --hub_token / "
+                    "set HF_TOKEN).")
+        network_library = module.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3")
+        if (network_library and any(word in name for word in ("Connect", "Timeout", "NameResolution", "Network"))) \
+                or (isinstance(link, (ConnectionError, TimeoutError)) and not isinstance(link, BrokenPipeError)):
             return (f"Expected to reach the Hub at {_endpoint()} but got no connection ({name}). Check the network, "
                     "or set HF_ENDPOINT to a Hub you can reach (HF_HUB_OFFLINE=1 to use local files only).")
         if status in (401, 403):

@@ -11,7 +11,7 @@ import torch
 from ...losses import get_loss_class
 from .options import LaunchError, relation_loss_types
 
-__all__ = ["check_device", "check_entry", "check_script_source"]
+__all__ = ["check_device", "check_entry", "check_script_source", "launchable_loss_types"]
 
 # What the launcher replaces in timm (hooks.py): a script that names neither builds no criterion the loss can replace.
 _HOOKED_NAMES = ("ClassificationTask", "create_classification_loss")
@@ -45,6 +45,11 @@ def check_device(args: Any) -> None:
                           "--no-python hf-labelsmooth timm-train TRAIN_PY ... --device cpu).")
 
 
+def launchable_loss_types() -> list[str]:
+    """The relation losses the launcher trains with class labels (soft_kl smooths nothing there: alpha 0)."""
+    return [name for name in relation_loss_types() if get_loss_class(name).default_alpha != 0.0]
+
+
 def check_entry(path: Path, loss_type: str | None) -> None:
     """Refuse a launch that cannot train a relation loss, before train.py runs (`check_device` runs once train.py
     has parsed its flags).
@@ -58,10 +63,10 @@ def check_entry(path: Path, loss_type: str | None) -> None:
             hook.
     """
     if loss_type is None:
-        raise LaunchError(f"Expected --loss-type (one of {relation_loss_types()}) but got none: without a relation "
+        raise LaunchError(f"Expected --loss-type (one of {launchable_loss_types()}) but got none: without a relation "
                           "loss the launcher only runs plain timm. Pass --loss-type NAME, or run train.py directly.")
     if get_loss_class(loss_type).default_alpha == 0.0:
-        raise LaunchError(f"Expected --loss-type in {[n for n in relation_loss_types() if n != loss_type]} but got "
+        raise LaunchError(f"Expected --loss-type in {launchable_loss_types()} but got "
                           f"{loss_type!r}, which smooths nothing with class labels (alpha 0: plain cross-entropy). "
                           "Use --loss-type ls for uniform smoothing or a relation method.")
     check_script_source(path)
