@@ -12,7 +12,8 @@ import pytest
 
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.integrations.transformers.checkpoint import save_loss_state
-from tests.support.launching import free_port, image_script_args, run
+from tests.support.launching import image_script_args, run
+from tests.support.ports import free_port
 
 PROG = "run_image_classification.py"
 
@@ -95,7 +96,7 @@ def _summary(out: Path) -> dict:
 
 @pytest.mark.slow
 def test_a_rerun_that_only_uploads_keeps_the_runs_results(tmp_path) -> None:
-    from hub_server import RecordingHub
+    from tests.support.hub_server import RecordingHub
     from prepare_demo_data import make_digits_imagefolder
 
     data = make_digits_imagefolder(tmp_path / "digits", n_train=32, n_val=16)

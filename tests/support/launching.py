@@ -6,33 +6,23 @@ OMP thread, a fresh free port, an empty ``HF_HOME`` (no user accelerate config, 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "train_scripts"
-CONFIGS = SCRIPTS / "configs"
+from tests.support.paths import CONFIGS, SCRIPTS, subprocess_env
+from tests.support.ports import free_port
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (each launch takes its own)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_LAUNCH_VARIABLES = ("ACCELERATE_", "HF_", "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_")
 
 
 def child_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a launched child (see the module docstring)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "HF_", "WORLD_SIZE", "RANK",
-                                                                     "LOCAL_RANK", "MASTER_"))}
-    env.update(OMP_NUM_THREADS="1", HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    env = {k: v for k, v in subprocess_env().items() if not k.startswith(_LAUNCH_VARIABLES)}
+    env.update(OMP_NUM_THREADS="1", HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
     env.update(extra)
     return env
 

@@ -11,7 +11,7 @@ import torch
 
 from hf_labelsmooth.cli import main
 from hf_labelsmooth.integrations.timm.launcher import LaunchError, launch
-from timm_digits import timm_train_py
+from tests.support.paths import timm_train_py
 
 TRAIN_PY = timm_train_py()
 NOT_TIMM = """
