@@ -24,8 +24,8 @@ def test_predictions_follow_the_test_file_under_length_grouping(tmp_path, monkey
     out = tmp_path / "out"
     argv = ["--model_name_or_path", MODEL, "--train_file", str(trec / "train.csv"), "--validation_file",
             str(trec / "test.csv"), "--test_file", str(trec / "test.csv"), "--max_seq_length", "32", "--output_dir",
-            str(out), "--label_smoothing_method", "ols", "--num_train_epochs", "2", "--per_device_train_batch_size",
-            "8", "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3", "--do_predict",
+            str(out), "--label_smoothing_method", "ols", "--num_train_epochs", "1", "--per_device_train_batch_size",
+            "8", "--per_device_eval_batch_size", "8", "--learning_rate", "1e-6", "--do_predict",
             "--train_sampling_strategy", "group_by_length"]
     run_script("run_text_classification", argv, monkeypatch)
     lines = (out / "predict_results.txt").read_text().splitlines()[1:]
@@ -36,5 +36,5 @@ def test_predictions_follow_the_test_file_under_length_grouping(tmp_path, monkey
     with torch.no_grad():
         logits = model(**tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")).logits
     expected = [model.config.id2label[int(i)] for i in logits.argmax(-1)]
-    assert len(set(expected)) > 1  # a constant prediction could not show the order
+    assert len(set(expected)) > 1  # a constant prediction could not show the order (lr 1e-6: the head stays random)
     assert [line.split("\t") for line in lines] == [[str(i), label] for i, label in enumerate(expected)]

@@ -9,6 +9,7 @@ Checked while `LabelSmoothingTrainingArguments` are built, before any data or mo
 - ``accelerate launch --num_processes N`` without ``--multi_gpu`` on a machine with no GPU starts one process:
   refused, naming the launch that starts N.
 - A process group of N processes whose Trainer is not distributed is refused (N trainings would write one folder).
+- ``--deepspeed`` with a learned matrix (lspp, lls) is refused until its optimizer is checked under DeepSpeed.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["accelerator_available", "check_launch", "prepare_launch", "requested_processes"]
+__all__ = ["accelerator_available", "check_deepspeed", "check_launch", "prepare_launch", "requested_processes"]
 
 
 def accelerator_available() -> bool:
@@ -72,6 +73,7 @@ def prepare_launch(args: Any) -> None:
                          "accelerate started 1 (without a GPU it runs one process). Launch with `accelerate launch "
                          f"--multi_gpu --num_processes {requested} ...` or `torchrun --nproc_per_node {requested} "
                          "...` (both train on the CPU here).")
+    check_deepspeed(args)
     cpu_run = args.use_cpu or os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
     if not cpu_run and not args.deepspeed and not accelerator_available():
         args.use_cpu = True  # what the Trainer does for one process; N processes then run real DDP over gloo
@@ -81,6 +83,31 @@ def prepare_launch(args: Any) -> None:
     if cpu_run and args.fp16:
         raise ValueError("Expected --bf16 or no half precision on the CPU but got --fp16: the Trainer has no fp16 "
                          "autocast on the CPU and would train in float32. Drop --fp16, or use --bf16.")
+
+
+DEEPSPEED_ENV = "HF_LABELSMOOTH_UNCHECKED_DEEPSPEED"
+
+
+def check_deepspeed(args: Any) -> None:
+    """DeepSpeed owns loss scaling, gradient accumulation and the optimizer step: a learnable matrix's own optimizer
+    (`RelationOptimizer`) is not checked under it (DeepSpeed cannot be installed on the project's CPU machines; the
+    case is `benchmarks/device_check_deepspeed.py`, run by ``benchmarks/device_check.sh`` on a GPU). Refused until
+    then, unless ``HF_LABELSMOOTH_UNCHECKED_DEEPSPEED=1`` (the device check sets it).
+
+    Raises:
+        ValueError: ``--deepspeed`` with a method that learns its matrix by gradient (lspp, lls).
+    """
+    from ...losses.registry import get_loss_class, is_loss
+
+    method = getattr(args, "label_smoothing_method", "ce")
+    if not args.deepspeed or not is_loss(method) or not get_loss_class(method).requires_optimizer:
+        return
+    if os.environ.get(DEEPSPEED_ENV, "") not in ("", "0"):
+        return
+    raise ValueError(f"Expected no --deepspeed with --label_smoothing_method {method} but got --deepspeed "
+                     f"{args.deepspeed}: DeepSpeed scales the loss and steps the optimizer itself, and the matrix's "
+                     "own optimizer is not checked under it yet. Use DDP (torchrun) or --fsdp, or a method without a "
+                     "learned matrix (ols, ls, relation_prior).")
 
 
 def check_launch(args: Any) -> None:

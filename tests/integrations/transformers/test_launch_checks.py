@@ -51,3 +51,17 @@ def test_a_trainer_that_is_not_distributed_in_a_launched_group_is_refused(monkey
                                          "Trainer of world size 1 .* 2 separate trainings would write one"):
         launch.check_launch(args)
     launch.check_launch(SimpleNamespace(world_size=2))
+
+
+@pytest.mark.parametrize("method, refused", [("lls", True), ("lspp", True), ("ols", False), ("ce", False)])
+def test_deepspeed_with_a_learned_matrix_is_refused_until_checked(monkeypatch, method: str, refused: bool) -> None:
+    args = SimpleNamespace(deepspeed="ds_config.json", label_smoothing_method=method)
+    monkeypatch.delenv(launch.DEEPSPEED_ENV, raising=False)
+    if refused:
+        with pytest.raises(ValueError, match=f"Expected no --deepspeed with --label_smoothing_method {method} but "
+                                             "got --deepspeed ds_config.json: DeepSpeed scales the loss"):
+            launch.check_deepspeed(args)
+    else:
+        launch.check_deepspeed(args)
+    monkeypatch.setenv(launch.DEEPSPEED_ENV, "1")  # the device check lifts it to run the case
+    launch.check_deepspeed(args)
