@@ -46,7 +46,7 @@ class Run:
                    for line in self.stderr.splitlines())
 
 
-def run(cmd: list[str], home: Path, timeout: int = 600, **env: str) -> Run:
+def run(cmd: list[str], home: Path, timeout: int = 1800, **env: str) -> Run:  # a hang guard: busy CI is slow
     result = subprocess.run(cmd, env=child_env(home, **env), capture_output=True, text=True, timeout=timeout,
                             cwd=str(home))
     return Run(result.returncode, result.stdout, result.stderr)
