@@ -163,7 +163,11 @@ def gpu_half(sections: list[str], timings: dict[str, float]) -> bool:
         sections += [speed.read_text().replace("# Loss speed", "## Loss speed", 1) if speed.is_file()
                      else f"## Loss speed on CUDA: failed\n\n```\n{out[-3000:]}\n```\n"]
     timings["loss_speed --device cuda"] = time.perf_counter() - start
-    return rc_tests == 0 and rc_speed == 0
+    start = time.perf_counter()
+    rc_deepspeed, out = _run([sys.executable, "benchmarks/device_check_deepspeed.py"], timeout=180)
+    sections.append(out.strip() + "\n")  # the learned matrix's optimizer under ZeRO-2 (skipped without deepspeed)
+    timings["DeepSpeed case"] = time.perf_counter() - start
+    return rc_tests == 0 and rc_speed == 0 and rc_deepspeed == 0
 
 
 def main() -> int:

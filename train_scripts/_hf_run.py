@@ -3,6 +3,7 @@ arguments (a single ``.json`` argument is the arguments file), logging, model lo
 config), resume, train, evaluate, and the model card / Hub push at the end."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -123,8 +124,37 @@ def trainer_sources(model_args: ModelArguments, dataset: str | None, dataset_con
     return {"source_model": source, "dataset": dataset, "dataset_config": dataset_config}
 
 
+def check_push_access(training_args: Any) -> None:
+    """With ``--push_to_hub``: create (or find) the repo now, as the Trainer would once data and model are loaded.
+
+    A Hub that cannot be reached, offline mode or a refused token then fail before any work, and the scripts'
+    `run_main` prints the cause in one line (`hf_labelsmooth.exits.hub_cause`).
+    """
+    if not training_args.push_to_hub:
+        return
+    from huggingface_hub import create_repo, get_token
+
+    if not (training_args.hub_token or get_token()):
+        raise ValueError("Expected a Hub token for --push_to_hub but got none. Run `hf auth login` (or pass "
+                         "--hub_token / set HF_TOKEN).")
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+    create_repo(repo_id, token=training_args.hub_token, private=training_args.hub_private_repo, exist_ok=True)
+
+
+def _checkpoint_step(checkpoint: str | None) -> int | None:
+    """The global step a checkpoint was saved at (its ``trainer_state.json``), None without one."""
+    path = os.path.join(checkpoint, "trainer_state.json") if checkpoint else ""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return int(json.load(f).get("global_step", 0))
+
+
 def train_and_evaluate(trainer: Any, training_args: Any, checkpoint: str | None) -> dict[str, float]:
     """Train (from `checkpoint` when given), save the model + relation matrix, then evaluate.
+
+    A re-run whose checkpoint is already at the last step trains nothing (e.g. the same command with
+    ``--push_to_hub`` to upload a finished run): the run's ``train_results.json`` / ``trainer_state.json`` are kept.
 
     Returns:
         The evaluation metrics (empty without `do_eval`).
@@ -132,9 +162,13 @@ def train_and_evaluate(trainer: Any, training_args: Any, checkpoint: str | None)
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
-        trainer.log_metrics("train", result.metrics)
-        trainer.save_metrics("train", result.metrics)
-        trainer.save_state()
+        if _checkpoint_step(checkpoint) == trainer.state.global_step:
+            logger.info("Nothing left to train (%s is at the last step): the run's train results are kept.",
+                        checkpoint)
+        else:
+            trainer.log_metrics("train", result.metrics)
+            trainer.save_metrics("train", result.metrics)
+            trainer.save_state()
     metrics: dict[str, float] = {}
     if training_args.do_eval:
         metrics = trainer.evaluate()

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import create_loss, list_losses
 from hf_labelsmooth.metrics.functional import expected_calibration_error
 from hf_labelsmooth.optim import default_relation_lr, module_param_groups, relation_param_groups
@@ -151,4 +152,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

@@ -45,6 +45,7 @@ import torch.distributed
 from torch import nn
 
 from ...options import RelationOptions
+from .entry import check_device
 from .launched_task import LaunchedTask, RelationPlaceholder
 from .loss import is_relation_loss_type
 from .options import LaunchError, LaunchOptions, relation_loss_types
@@ -76,6 +77,7 @@ class LaunchState:
     def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
         self.args = args
         self.loss_type = check_script_args(self.options, args)
+        check_device(args)  # train.py's default --device cuda on a machine without CUDA: one line, not a traceback
         self.spec = None if self.loss_type is None else self.options.relation_options(self.loss_type)
         for note in self.notes:
             _logger.info(f"hf-labelsmooth: {note}")

@@ -14,6 +14,7 @@ from transformers import TrainingArguments
 from ...losses.base import RelationLoss
 from ...losses.registry import describe_defaults, get_loss_class, is_loss, list_losses
 from ...options import RelationOptions
+from .launch import check_launch, prepare_launch
 
 # `RelationOptions` field -> the argument that sets it (docs/CONTRIBUTING.md has the table for every integration)
 TRAINER_FIELDS = {"method": "label_smoothing_method", "alpha": "label_smoothing_alpha",
@@ -87,7 +88,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                                      "take images (tensorboard, wandb); 0 never."})
 
     def __post_init__(self) -> None:
+        prepare_launch(self)  # CPU without an accelerator; launches that cannot be real are refused (`launch`)
         super().__post_init__()
+        check_launch(self)
         if self.relation_matrix is not None and self.relation_matrix.strip() and self.label_smoothing_method == "ce":
             self.label_smoothing_method = _matrix_methods()[0]  # `--relation_matrix` alone selects the prior
         if self.label_smoothing_factor:
