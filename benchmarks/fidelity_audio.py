@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _fidelity_audio_w2v import add_w2v_args, main_w2v
 from _fidelity_common import matrix_facts, scores
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
@@ -125,6 +126,8 @@ def job_key(job: dict) -> str:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.model == "wav2vec2":
+        return main_w2v(args)
     start = time.time()
     data = load_fsdd(args.data)
     speakers = sorted(set(data[2]))
@@ -155,6 +158,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="matrix lr = network lr (0.05) × these, tried with SGD besides the default")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on shared cores)")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_fidelity_audio.md"))
+    add_w2v_args(p)
     return p.parse_args(argv)
 
 

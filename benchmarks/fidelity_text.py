@@ -28,7 +28,7 @@ import torch
 
 from _fidelity_common import RunCache, matrix_facts, related, scores
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments, create_loss
-from hf_labelsmooth.optim import default_relation_lr
+from hf_labelsmooth.optim import RELATION_TRAVEL
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
 SHARED = Path(os.environ.get("HF_LABELSMOOTH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
               "predictions": torch.as_tensor(pred.predictions).argmax(-1).tolist(),
               "train_metrics": {k: v for k, v in train_metrics.items() if k.startswith("relation_")}}
     if trainer.relation_loss.learns_relations:
-        result.update(matrix_facts(trainer.relation_loss))
+        result.update(matrix_facts(trainer.relation_loss), relation_lr=trainer.relation_optimizer.lr)
     return result
 
 
@@ -168,7 +168,7 @@ def main() -> None:
     for job in plan(args):
         key = job_key(job)
         learned_default = job["method"] in ("lspp", "lls") and job.get("relation_lr") is None
-        stored = key + (f"-default{default_relation_lr(torch.optim.AdamW, args.lr):g}" if learned_default else "")
+        stored = key + (f"-default-travel{RELATION_TRAVEL:g}" if learned_default else "")
         results[key] = cache.get(stored)
         if results[key] is None:
             kwargs = {k: job[k] for k in ("relation_lr", "empty_row") if k in job}

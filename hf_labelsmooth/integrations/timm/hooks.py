@@ -16,7 +16,9 @@ the run, the launcher replaces:
   of train.py's criterion; LS++/LLS matrices sit inside the DDP-wrapped module, the loss state in ``task_state``.
 - ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
   (`add_relation_param_group`: ``--relation-lr``, by default 10 × ``--lr`` for SGD-like optimizers and
-  max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``).
+  max(``--lr``, 3 / total steps) for Adam-like ones, the total from the training loader's length, ``--epochs``,
+  ``--cooldown-epochs`` and ``--grad-accum-steps``; the method's weight decay unless ``--relation-weight-decay``).
+  The task follows that group's lr, so that the not-moved warning skips warmup epochs.
 - ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
@@ -67,8 +69,10 @@ class LaunchedTask(RelationClassificationTask):
         self.seed, self.rank, self.completed_epochs = seed, rank, 0
 
     def start_epoch(self) -> None:
-        """Reseed torch, numpy and random for the coming epoch (data order, augmentation, Mixup, dropout)."""
+        """Reseed torch, numpy and random for the coming epoch (data order, augmentation, Mixup, dropout); record the
+        matrix's lr for the epoch."""
         timm.utils.random_seed(self.seed + _EPOCH_SEED_STRIDE * (self.completed_epochs + 1), self.rank)
+        self.observe_lr()
 
     def end_epoch(self) -> None:
         super().end_epoch()
@@ -104,6 +108,7 @@ class LaunchState:
         self.options, self.loss_type = options, options.loss_type
         self.args: Any = None
         self.train_dataset: Any = None
+        self.train_loader: Any = None
         self.task: LaunchedTask | None = None
         self.output_dir: str | None = None
         self.label_names: list[str] = []
@@ -119,7 +124,7 @@ class LaunchState:
     def create_loader(self, original: Callable, dataset: Any, *rest: Any, **kwargs: Any) -> Any:
         loader = original(dataset, *rest, **kwargs)
         if kwargs.get("is_training") and self.loss_type is not None:
-            self.train_dataset = dataset
+            self.train_dataset, self.train_loader = dataset, loader
             _report_epochs(loader, self)
         return loader
 
@@ -151,10 +156,20 @@ class LaunchState:
         if self.task is None or not isinstance(model, RelationTrainableModule):
             return original(model, *rest, **kwargs)
         optimizer = original(model.model, *rest, **kwargs)
-        add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
-                                 weight_decay=self.options.relation_weight_decay,
-                                 network_weight_decay=kwargs.get("weight_decay"))
+        group = add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
+                                         weight_decay=self.options.relation_weight_decay,
+                                         network_weight_decay=kwargs.get("weight_decay"),
+                                         total_steps=self.total_steps())
+        self.task.follow_lr(group)
         return optimizer
+
+    def total_steps(self) -> int | None:
+        """Optimizer steps of train.py's run, as its scheduler counts them; None before the training loader."""
+        if self.train_loader is None or self.args is None:
+            return None
+        accum = max(int(getattr(self.args, "grad_accum_steps", 1) or 1), 1)
+        epochs = int(getattr(self.args, "epochs", 0) or 0) + int(getattr(self.args, "cooldown_epochs", 0) or 0)
+        return -(-len(self.train_loader) // accum) * epochs or None
 
     def get_outdir(self, original: Callable, *args: Any, **kwargs: Any) -> str:
         self.output_dir = original(*args, **kwargs)

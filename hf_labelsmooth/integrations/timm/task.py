@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ...losses import RelationLoss
-from ...optim import StillMatrixCheck, default_relation_lr, relation_param_groups
+from ...optim import MatrixCheck, default_relation_lr, relation_param_groups
 
 __all__ = ["RelationClassificationTask", "RelationTrainableModule", "add_relation_param_group"]
 
@@ -76,7 +76,9 @@ class RelationClassificationTask(ClassificationTask):
     stays outside DDP. The eval model (and the checkpoint ``state_dict``) is the bare timm model; the loss state
     (matrix logits, OLS buffers) goes to ``task_state`` through `get_task_state`, which timm's ``CheckpointSaver``
     and ``resume_task_checkpoint`` save and restore. `end_epoch` warns once (rank 0) when a learnable matrix has not
-    moved since training started (`StillMatrixCheck`, naming ``--relation-lr``).
+    moved since training started or has collapsed (`MatrixCheck`, naming ``--relation-lr``; ``--ls-alpha`` at 0).
+    After `follow_lr` with the matrix's param group, an epoch whose lr stayed tiny by schedule (warmup) is not
+    judged.
 
     Args:
         model: The timm model.
@@ -99,7 +101,8 @@ class RelationClassificationTask(ClassificationTask):
             self.criterion = None
         else:
             self.trainable_module, self.criterion = model, criterion
-        self.still = StillMatrixCheck(criterion, flag="--relation-lr") if isinstance(criterion, RelationLoss) else None
+        self.still = MatrixCheck(criterion, flag="--relation-lr", alpha_flag="--ls-alpha") \
+            if isinstance(criterion, RelationLoss) else None
         self._epochs_run = 0
 
     @property
@@ -184,6 +187,16 @@ class RelationClassificationTask(ClassificationTask):
         if self.still is not None and _is_rank_zero():
             self.still.check(self._epochs_run)
 
+    def follow_lr(self, group: dict[str, Any] | None) -> None:
+        """The matrix's param group: the not-moved check judges the lr it applies (see `observe_lr`)."""
+        if self.still is not None:
+            self.still.follow(group)
+
+    def observe_lr(self) -> None:
+        """Record the matrix's applied lr (at epoch starts; `end_epoch` records it too)."""
+        if self.still is not None:
+            self.still.observe()
+
     def consolidate_loss_state(self) -> None:
         """Sum the loss's per-process statistics onto rank 0, which writes checkpoints (collective)."""
         if isinstance(self.loss, RelationLoss):
@@ -191,8 +204,8 @@ class RelationClassificationTask(ClassificationTask):
 
 
 def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Module, lr: float | None = None,
-                             weight_decay: float | None = 0.0,
-                             network_weight_decay: float | None = None) -> dict[str, Any] | None:
+                             weight_decay: float | None = 0.0, network_weight_decay: float | None = None,
+                             total_steps: int | None = None) -> dict[str, Any] | None:
     """Add the criterion's parameters (learnable matrix logits) to `optimizer` as their own param group.
 
     Call before building the LR scheduler (timm schedulers record each group's initial lr and scale it).
@@ -200,12 +213,14 @@ def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Mod
     Args:
         optimizer: Optimizer built from the model (e.g. ``timm.optim.create_optimizer_v2(model, ...)``).
         criterion: The loss; nothing is added when it has no trainable parameters.
-        lr: Learning rate of the group; ``None`` = `hf_labelsmooth.optim.default_relation_lr` of the optimizer and
-            its default lr (the network's): ``max(lr, 0.05)`` for Adam-like optimizers, ``10 × lr`` for SGD-like.
+        lr: Learning rate of the group; ``None`` = `hf_labelsmooth.optim.default_relation_lr` of the optimizer, its
+            default lr (the network's) and `total_steps`: ``max(lr, 3 / total_steps)`` for Adam-like optimizers
+            (``lr`` when `total_steps` is unknown), ``10 × lr`` for SGD-like.
         weight_decay: Weight decay of the group (default 0: matrices are kept out of weight decay); ``None`` takes
             the method's default (`relation_weight_decay`: LS++ follows the network's, LLS none).
         network_weight_decay: The network's weight decay; ``None`` = the largest of the optimizer's groups (timm
             puts the decayed weights and the exempt biases/norms in separate groups).
+        total_steps: Optimizer steps of the whole run (epochs × updates per epoch), for the default lr.
 
     Returns:
         The group added, or None.
@@ -213,7 +228,7 @@ def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Mod
     if not isinstance(criterion, RelationLoss):
         return None
     if lr is None:
-        lr = default_relation_lr(optimizer, optimizer.defaults["lr"])
+        lr = default_relation_lr(optimizer, optimizer.defaults["lr"], total_steps=total_steps)
     groups = relation_param_groups(criterion, lr=lr, weight_decay=weight_decay,
                                    network_weight_decay=network_weight_decay if network_weight_decay is not None
                                    else max(g.get("weight_decay", 0.0) for g in optimizer.param_groups))

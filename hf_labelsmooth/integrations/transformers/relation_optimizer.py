@@ -42,8 +42,8 @@ class RelationOptimizer:
     def for_loss(cls, loss: RelationLoss, args: Any, optimizer_cls: type, optimizer_kwargs: dict[str, Any]
                  ) -> "RelationOptimizer | None":
         """The Trainer's optimizer class over `loss`'s parameters (`relation_lr`, `relation_weight_decay`); None
-        for losses without parameters. Without `relation_lr`, `default_relation_lr` of the class (Adam-like:
-        ``max(learning_rate, 0.05)``, SGD: ``10 × learning_rate``)."""
+        for losses without parameters. Without `relation_lr`, `default_relation_lr` of the class, completed by
+        `schedule` once the number of steps is known."""
         lr = default_relation_lr(optimizer_cls, args.learning_rate) if args.relation_lr is None else args.relation_lr
         groups = relation_param_groups(loss, lr=lr, weight_decay=args.relation_weight_decay,
                                        network_weight_decay=args.weight_decay)
@@ -57,7 +57,11 @@ class RelationOptimizer:
 
     def schedule(self, args: TrainingArguments, num_training_steps: int, model_scheduler: Any) -> None:
         """The model's schedule (`lr_scheduler_type`, warmup); a constant rate when the model's is ReduceLROnPlateau
-        (it steps on evaluation metrics)."""
+        (it steps on evaluation metrics). Without `relation_lr`, the default for `num_training_steps` first."""
+        if getattr(args, "relation_lr", None) is None:
+            lr = default_relation_lr(type(self.optimizer), args.learning_rate, total_steps=num_training_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] = lr
         if isinstance(model_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler = None
             return

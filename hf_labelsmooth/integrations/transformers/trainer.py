@@ -101,7 +101,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
         self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every,
                                                optimizer_step=self._relation_optimizer_step,
                                                scheduler_step=self._relation_scheduler_step,
-                                               relation_lr=self._relation_lr))
+                                               relation_group=self._relation_group))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
         if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
@@ -173,8 +173,8 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             self.relation_optimizer.schedule(self.args, num_training_steps, scheduler)
         return scheduler
 
-    def _relation_lr(self) -> float | None:
-        return None if self.relation_optimizer is None else self.relation_optimizer.lr
+    def _relation_group(self) -> dict[str, Any] | None:
+        return None if self.relation_optimizer is None else self.relation_optimizer.optimizer.param_groups[0]
 
     def _relation_optimizer_step(self) -> None:
         if self.relation_optimizer is not None:
