@@ -109,3 +109,28 @@ def test_timm_launcher_counts_the_runs_steps(epochs: int, cooldown: int, accum: 
     state.args = SimpleNamespace(epochs=epochs, cooldown_epochs=cooldown, grad_accum_steps=accum)
     state.train_loader = list(range(10))  # 10 batches
     assert state.total_steps() == expected
+
+
+def test_timm_launcher_wires_the_default_lr_and_the_warmup_check(caplog) -> None:
+    """train.py's optimizer through the launcher's hook: the matrix group gets max(lr, 3 / total steps) for AdamW,
+    and the task judges the lr that group applies, so timm's warmup epoch (1e-5 by design) draws no warning."""
+    from hf_labelsmooth.integrations.timm.hooks import LaunchedTask
+
+    state = LaunchState(LaunchOptions(loss_type="lls"))
+    state.args = SimpleNamespace(epochs=3, cooldown_epochs=0, grad_accum_steps=1)
+    state.train_loader = list(range(10))
+    state.task = LaunchedTask(torch.nn.Linear(4, K), create_loss("lls", num_classes=K), seed=0, rank=0, verbose=False)
+    optimizer = state.create_optimizer(lambda m, **kw: torch.optim.AdamW(m.parameters(), **kw),
+                                       state.task.trainable_module, lr=1e-3, weight_decay=0.0)
+    group = optimizer.param_groups[-1]
+    assert group["name"] == "relation_matrix" and group["lr"] == pytest.approx(3 / 30)
+    group["initial_lr"], group["lr"] = group["lr"], 1e-5  # as timm's scheduler sets the warmup epoch
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        state.task.start_epoch()
+        state.task.end_epoch()
+        assert not _messages(caplog)
+        group["lr"] = group["initial_lr"]
+        state.task.start_epoch()
+        state.task.end_epoch()
+    (message,) = _messages(caplog)
+    assert "after epoch 2" in message and "applied in this epoch: 0.1" in message
