@@ -57,11 +57,14 @@ def matrix_stats(matrix: torch.Tensor) -> dict[str, float]:
             "entropy": float(-(matrix * matrix.clamp_min(1e-12).log()).sum(-1).mean())}
 
 
-def run(args: argparse.Namespace, fold: Path, method: str, seed: int, relation_lr: float | None) -> dict:
-    """One run (cached in its output folder): test scores on the held-out speaker and, for LS++/LLS, the matrix."""
+def run(args: argparse.Namespace, fold: Path, method: str, seed: int, relation_lr: float | None) -> dict | None:
+    """One run (cached in its output folder): test scores on the held-out speaker and, for LS++/LLS, the matrix;
+    None for a run not cached yet with `--cached-only`."""
     tag = "default" if relation_lr is None else f"{relation_lr:g}"
     out = args.w2v_out / f"{args.held_out}-e{args.w2v_epochs}-{method}-{tag}-s{seed}"
     if not (out / "eval_results.json").exists():
+        if args.cached_only:
+            return None
         start = time.time()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         with open(out.with_suffix(".log"), "w") as log:
@@ -89,15 +92,17 @@ def main_w2v(args: argparse.Namespace) -> None:
     for seed in range(args.seeds):
         for method in args.methods:
             for lr in lrs if method in ("lspp", "lls") else [None]:
-                key = (method, lr, seed)
-                results[key] = r = run(args, fold, method, seed, lr)
+                r = run(args, fold, method, seed, lr)
+                if r is None:
+                    continue
+                results[(method, lr, seed)] = r
                 print(f"{method} lr={lr} s{seed}: acc {r['accuracy']:.4f} nll {r['nll']:.4f} ece {r['ece']:.4f} "
                       f"max_offdiag {r.get('max_offdiag', 0):.3f} (total {time.time() - start:.0f}s)", flush=True)
     write_w2v_report(args, results, lrs)
 
 
 def _row(args: argparse.Namespace, results: dict, method: str, lr: float | None) -> list[str] | None:
-    runs = [results[(method, lr, s)] for s in range(args.seeds) if (method, lr, s) in results]
+    runs = [results[(method, lr, s)] for s in range(args.seeds) if (method, lr, s) in results]  # finished seeds
     if not runs:
         return None
     label = "–" if method not in ("lspp", "lls") else ("default " if lr is None else "") + \
@@ -121,7 +126,8 @@ def write_w2v_report(args: argparse.Namespace, results: dict, lrs: list[float | 
         f"{steps} optimizer steps, `--use_cpu`), trained on all 2,000 FSDD recordings of four speakers and tested on "
         f"all 500 of the fifth ({args.held_out}; cite: Z. Jackson et al., Free Spoken Digit Dataset, CC BY-SA 4.0). "
         f"Every method at its default α; `relation_lr` the library's default unless given. Mean ± std over "
-        f"{args.seeds} seeds (init, crops and order). This study: {seconds / 60:.0f} min of training summed over "
+        f"the seeds counted in the last column (init, crops and order; paired: seed s is the same network init for "
+        f"every method). This study: {seconds / 60:.0f} min of training summed over "
         f"{len(results)} runs on {platform.machine()}, 2 shared cores, torch {torch.__version__}.", "",
         f"Collapse statistics of the learned matrix R (10 × 10, rows sum to 1): largest off-diagonal entry, mean "
         f"diagonal, and per seed the rows whose largest off-diagonal entry exceeds {COLLAPSE_THRESHOLD:g} (the "
@@ -142,4 +148,5 @@ def add_w2v_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--w2v-relation-lrs", type=float, nargs="*", default=[],
                    help="wav2vec2: matrix lrs tried besides the default (lspp/lls)")
     p.add_argument("--w2v-out", type=Path, default=Path("outputs/fidelity_audio_w2v"))
+    p.add_argument("--cached-only", action="store_true", help="wav2vec2: report the finished runs, run nothing")
     p.add_argument("--w2v-report", type=Path, default=Path(__file__).with_name("results_fidelity_audio_w2v.md"))
