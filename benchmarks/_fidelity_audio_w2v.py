@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from _fidelity_common import mean_std, table
 from hf_labelsmooth.optim import COLLAPSE_THRESHOLD, default_relation_lr
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train_scripts" / "run_audio_classification.py"

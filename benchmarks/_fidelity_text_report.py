@@ -8,8 +8,8 @@ import platform
 import torch
 
 from _fidelity_common import fmt_lr, mean_std, related, table
+from hf_labelsmooth._io import atomic_write_bytes
 from hf_labelsmooth.matrix_check import COLLAPSE_THRESHOLD, collapse_stats
-from hf_labelsmooth.relations.io import atomic_write_bytes
 
 LEARNED = ("lspp", "lls")
 

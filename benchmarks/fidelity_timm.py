@@ -21,7 +21,7 @@ import torch
 
 from _fidelity_audio_w2v import matrix_stats
 from _fidelity_common import mean_std, scores, table
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HF_LABELSMOOTH_SHARED", ROOT.parent / "shared"))

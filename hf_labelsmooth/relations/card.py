@@ -5,13 +5,10 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..losses.registry import MethodCard, get_loss_class, is_loss
-from .io import CARD_FILE, PNG_FILE
-
-if TYPE_CHECKING:
-    from .artifact import RelationArtifact
+from .constants import CARD_FILE, PNG_FILE
 
 logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
@@ -20,6 +17,27 @@ UNIFORM_NOTE = ("every other class gets the same mass: no learned relation (e.g.
                 "classified training sample in the last update period)")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~])")
+
+
+class CardSource(Protocol):
+    """What a card reads of an artifact (`RelationArtifact` has it all; the card does not import it)."""
+
+    label_names: list[str]
+    method: str | None
+    alpha: float | None
+    source_model: str | None
+    dataset: str | None
+    epochs: int | float | None
+    extra: dict[str, Any]
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def top_related(self, k: int = 3, include_self: bool = False) -> list[list[tuple[str, float]]]: ...
+
+    def uniform_rows(self) -> list[bool]: ...
+
+    def plot(self, path: str | os.PathLike | None = None) -> Any: ...
 
 
 def literal(text: Any) -> str:
@@ -32,7 +50,7 @@ def method_card(method: str | None) -> MethodCard | None:
     return get_loss_class(method).card if method and is_loss(method) else None
 
 
-def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, top_k: int = 3,
+def render_card(matrix: CardSource, image_file: str | None = PNG_FILE, top_k: int = 3,
                 repo_id: str | None = None, template_path: str | os.PathLike | None = None) -> Any:
     """Render the model card (a `huggingface_hub.ModelCard`) of `matrix`.
 
@@ -67,7 +85,7 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     )
 
 
-def card_files(matrix: "RelationArtifact", repo_id: str | None = None) -> dict[str, bytes]:
+def card_files(matrix: CardSource, repo_id: str | None = None) -> dict[str, bytes]:
     """``relation_matrix.png`` (heatmap, dense matrices only) and ``README.md`` (card), rendered in memory."""
     from .plot import figure_bytes
 
