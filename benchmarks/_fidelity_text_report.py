@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 
 import torch
 
@@ -149,6 +150,7 @@ def write_report(args: argparse.Namespace, data: dict, results: dict) -> None:
         lines += _matrices(args, data, results) + _ols_rows(args, data, results)
         lines += _sweep(args, data, results) if args.sweep_lrs else []
         lines += _examples(data, results)
+    lines += ["Command: `python benchmarks/fidelity_text.py " + " ".join(sys.argv[1:]) + "`", ""]
     text = "\n".join(lines)
     atomic_write_bytes(args.out, text.encode())
     print(text)
