@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from _fidelity_common import mean_std, table
+from _fidelity_common import command_line, mean_std, table
 from hf_labelsmooth.optim import COLLAPSE_THRESHOLD, default_relation_lr
 from hf_labelsmooth._io import atomic_write_bytes
 
@@ -131,10 +131,11 @@ def write_w2v_report(args: argparse.Namespace, results: dict, lrs: list[float | 
         f"{len(results)} runs on {platform.machine()}, 2 shared cores, torch {torch.__version__}.", "",
         f"Collapse statistics of the learned matrix R (10 × 10, rows sum to 1): largest off-diagonal entry, mean "
         f"diagonal, and per seed the rows whose largest off-diagonal entry exceeds {COLLAPSE_THRESHOLD:g} (the "
-        f"library's collapse guard).", "",
+        f"library's collapse guard). `relation_lr` 0.05 is the library's former default for AdamW.", "",
+        *([args.w2v_note, ""] if args.w2v_note else []),
         *table(["method", "relation_lr", "accuracy (%)", "NLL", "ECE (%)", "largest off-diagonal", "diagonal",
                 "collapsed rows per seed", "seeds"], rows), "",
-        "Command: `python benchmarks/fidelity_audio.py --model wav2vec2 " + " ".join(sys.argv[1:]) + "`", ""]
+        "Command: " + command_line("fidelity_audio.py", sys.argv[1:]), ""]
     atomic_write_bytes(args.w2v_report, "\n".join(lines).encode())
     print(f"wrote {args.w2v_report}")
 
@@ -148,5 +149,6 @@ def add_w2v_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--w2v-relation-lrs", type=float, nargs="*", default=[],
                    help="wav2vec2: matrix lrs tried besides the default (lspp/lls)")
     p.add_argument("--w2v-out", type=Path, default=Path("outputs/fidelity_audio_w2v"))
+    p.add_argument("--w2v-note", default="", help="wav2vec2: a paragraph for the results file (how it was scaled)")
     p.add_argument("--cached-only", action="store_true", help="wav2vec2: report the finished runs, run nothing")
     p.add_argument("--w2v-report", type=Path, default=Path(__file__).with_name("results_fidelity_audio_w2v.md"))

@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from _fidelity_common import fmt_lr, mean_std, related, table
+from _fidelity_common import command_line, fmt_lr, mean_std, related, table
 from hf_labelsmooth._io import atomic_write_bytes
 from hf_labelsmooth.matrix_check import COLLAPSE_THRESHOLD, collapse_stats
 
@@ -145,12 +145,13 @@ def _examples(data: dict, results: dict) -> list[str]:
 def write_report(args: argparse.Namespace, data: dict, results: dict) -> None:
     """Write the tables to `args.out` (atomically) and print them."""
     lines = _setup(args, data, sum(r["seconds"] for r in results.values()), len(results), results)
+    lines += [args.note, ""] if args.note else []
     lines += _scores(args, data, results)
     if "fine" in args.label_sets:
-        lines += _matrices(args, data, results) + _ols_rows(args, data, results)
+        lines += _matrices(args, data, results) + (_ols_rows(args, data, results) if "ols" in args.methods else [])
         lines += _sweep(args, data, results) if args.sweep_lrs else []
         lines += _examples(data, results)
-    lines += ["Command: `python benchmarks/fidelity_text.py " + " ".join(sys.argv[1:]) + "`", ""]
+    lines += ["Command: " + command_line("fidelity_text.py", sys.argv[1:]), ""]
     text = "\n".join(lines)
     atomic_write_bytes(args.out, text.encode())
     print(text)

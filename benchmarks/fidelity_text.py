@@ -198,6 +198,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-label-sets", nargs="*", default=["fine"], help="label sets with an OLS empty_row=keep run")
     p.add_argument("--sweep-lrs", type=float, nargs="*", default=[1e-4, 1e-3, 1e-2, 3e-1],
                    help="relation_lr values tried for lspp/lls on the fine labels (seed 0)")
+    p.add_argument("--note", default="", help="a paragraph for the results file (e.g. how the run was scaled down)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on shared cores)")
     p.add_argument("--cache", type=Path, default=Path("outputs/fidelity_text_cache"))
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_fidelity_text.md"))
