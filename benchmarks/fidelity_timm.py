@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from _fidelity_audio_w2v import matrix_stats
-from _fidelity_common import mean_std, scores, table
+from _fidelity_common import command_line, mean_std, scores, table
 from hf_labelsmooth._io import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +49,13 @@ def evaluate(args: argparse.Namespace, run_dir: Path) -> dict:
     return scores(torch.cat(logits), torch.cat(labels))
 
 
-def run(args: argparse.Namespace, method: str, seed: int) -> dict:
+def run(args: argparse.Namespace, method: str, seed: int) -> dict | None:
+    """One run (cached in its output folder): validation scores and, for LS++/LLS, the matrix's collapse statistics;
+    None for a run not finished yet with `--cached-only`."""
     run_dir = args.out_dir / f"{method}-e{args.epochs}-s{seed}"
     if not (run_dir / "last.pth.tar").exists() or not (run_dir / "seconds.txt").exists():
+        if args.cached_only:
+            return None
         start = time.time()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         with open(args.out_dir / f"{method}-e{args.epochs}-s{seed}.log", "w") as log:
@@ -70,25 +74,27 @@ def run(args: argparse.Namespace, method: str, seed: int) -> dict:
 def report(args: argparse.Namespace, results: dict) -> None:
     rows = []
     for method in args.methods:
-        runs = [results[(method, s)] for s in range(args.seeds)]
+        runs = [results[(method, s)] for s in range(args.seeds) if (method, s) in results]
         cells = [mean_std([r[k] for r in runs], 100 if k != "nll" else 1, 1 if k != "nll" else 3)
                  for k in ("accuracy", "nll", "ece")]
         matrix = ([mean_std([r[k] for r in runs], 1, 3) for k in ("max_offdiag", "diagonal")]
                   + [", ".join(str(r["collapsed_rows"]) for r in runs)]) if "max_offdiag" in runs[0] else ["–"] * 3
-        rows.append([method, *cells, *matrix])
+        rows.append([method, *cells, *matrix, str(len(runs))])
     minutes = sum(r["seconds"] for r in results.values()) / 60
     lines = ["# Fidelity through the timm launcher: timm's train.py from scratch on digits", "",
              f"`hf-labelsmooth timm-train train.py` with train.py's own defaults (SGD momentum 0.9, batch 128, lr "
              f"0.1 × 128 / 256 = 0.05, weight decay 2e-5, 5 warmup epochs from 1e-5, cosine; the library's default "
              f"matrix lr: 10 × lr), model `{args.model}` from scratch at 32 × 32, no augmentation, {args.epochs} "
              f"epochs, on the project's digits image folder (1,200 training, 400 validation images). Scores of the "
-             f"final weights on the validation images; mean ± std over {args.seeds} seeds. Collapse statistics as in "
+             f"final weights on the validation images; mean ± std over the seeds counted in the last column "
+             f"(paired: seed s is the same init and data order for every method). Collapse statistics as in "
              f"results_fidelity_audio_w2v.md. This study: {minutes:.0f} min of training summed over {len(results)} "
              f"runs on {platform.machine()}, 2 shared cores, torch {torch.__version__}.", "",
              *table(["method", "accuracy (%)", "NLL", "ECE (%)", "largest off-diagonal", "diagonal",
-                     "collapsed rows per seed"], rows), "",
-             "Command per run: `" + " ".join(["hf-labelsmooth", *train_command(args, "METHOD", 0)[3:]]) + "`", "",
-             "Study: `python benchmarks/fidelity_timm.py " + " ".join(sys.argv[1:]) + "`", ""]
+                     "collapsed rows per seed", "seeds"], rows), "",
+             "Command per run (seed 0): `" + " ".join(["hf-labelsmooth", *train_command(args, "METHOD", 0)[3:]])
+             .replace(str(args.train_py), "path/to/timm/train.py") + "`", "",
+             "Study: " + command_line("fidelity_timm.py", sys.argv[1:]), ""]
     atomic_write_bytes(args.report, "\n".join(lines).encode())
 
 
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--methods", nargs="+", default=["ls", "lspp", "lls"])
+    p.add_argument("--cached-only", action="store_true", help="report the finished runs, run nothing")
     p.add_argument("--out-dir", type=Path, default=Path("outputs/fidelity_timm"))
     p.add_argument("--report", type=Path, default=Path(__file__).with_name("results_fidelity_timm.md"))
     args = p.parse_args(argv)
@@ -110,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for seed in range(args.seeds):
         for method in args.methods:
-            results[(method, seed)] = r = run(args, method, seed)
+            r = run(args, method, seed)
+            if r is None:
+                continue
+            results[(method, seed)] = r
             print(f"{method} s{seed}: acc {r['accuracy']:.4f} nll {r['nll']:.4f} ece {r['ece']:.4f} "
                   f"max_offdiag {r.get('max_offdiag', 0):.3f}", flush=True)
     report(args, results)
