@@ -85,7 +85,7 @@ def report(args: argparse.Namespace, results: dict) -> None:
              f"`hf-labelsmooth timm-train train.py` with train.py's own defaults (SGD momentum 0.9, batch 128, lr "
              f"0.1 × 128 / 256 = 0.05, weight decay 2e-5, 5 warmup epochs from 1e-5, cosine; the library's default "
              f"matrix lr: 10 × lr), model `{args.model}` from scratch at 32 × 32, no augmentation, {args.epochs} "
-             f"epochs, on the project's digits image folder (1,200 training, 400 validation images). Scores of the "
+             f"epochs (train.py's default is 300: cut to fit 2 shared CPU cores), on the project's digits image folder (1,200 training, 400 validation images). Scores of the "
              f"final weights on the validation images; mean ± std over the seeds counted in the last column "
              f"(paired: seed s is the same init and data order for every method). Collapse statistics as in "
              f"results_fidelity_audio_w2v.md. This study: {minutes:.0f} min of training summed over {len(results)} "
