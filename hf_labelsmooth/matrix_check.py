@@ -94,7 +94,7 @@ class MatrixCheck:
             cause = f"it still smooths uniformly. Raise `{self.flag}`{at}"
         self.warned = True
         logger.warning("The learnable relation matrix of %r has not moved after epoch %g: max |Δ logits| = %.2g < %g: "
-                       "%s.", self.loss.name, epoch, moved, self.threshold, cause)
+                       "%s.", self.loss.spec.name, epoch, moved, self.threshold, cause)
         return True
 
     def _check_collapse(self, epoch: float) -> bool:
@@ -109,7 +109,7 @@ class MatrixCheck:
                        "%g of their smoothing mass on one other class (largest entry %.2f), so smoothing becomes a "
                        "second hard label. The usual cause is a matrix lr%s too large for the run's length: lower "
                        "`%s` (the default, max(lr, 3 / total steps), gives the matrix about 3 units of logit travel).",
-                       self.loss.name, epoch, stats["collapsed_rows"], self.loss.num_classes, COLLAPSE_THRESHOLD,
+                       self.loss.spec.name, epoch, stats["collapsed_rows"], self.loss.num_classes, COLLAPSE_THRESHOLD,
                        stats["max_offdiag"], lr, self.flag)
         return True
 
