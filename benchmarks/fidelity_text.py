@@ -28,7 +28,7 @@ import torch
 
 from _fidelity_common import RunCache, matrix_facts, related, scores
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments, create_loss
-from hf_labelsmooth.optim import default_relation_lr
+from hf_labelsmooth.optim import RELATION_TRAVEL
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
 SHARED = Path(os.environ.get("HF_LABELSMOOTH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
               "predictions": torch.as_tensor(pred.predictions).argmax(-1).tolist(),
               "train_metrics": {k: v for k, v in train_metrics.items() if k.startswith("relation_")}}
     if trainer.relation_loss.spec.learns_relations:
-        result.update(matrix_facts(trainer.relation_loss))
+        result.update(matrix_facts(trainer.relation_loss), relation_lr=trainer.relation_optimizer.lr)
     return result
 
 
@@ -168,7 +168,7 @@ def main() -> None:
     for job in plan(args):
         key = job_key(job)
         learned_default = job["method"] in ("lspp", "lls") and job.get("relation_lr") is None
-        stored = key + (f"-default{default_relation_lr(torch.optim.AdamW, args.lr):g}" if learned_default else "")
+        stored = key + (f"-default-travel{RELATION_TRAVEL:g}" if learned_default else "")
         results[key] = cache.get(stored)
         if results[key] is None:
             kwargs = {k: job[k] for k in ("relation_lr", "empty_row") if k in job}
@@ -198,6 +198,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-label-sets", nargs="*", default=["fine"], help="label sets with an OLS empty_row=keep run")
     p.add_argument("--sweep-lrs", type=float, nargs="*", default=[1e-4, 1e-3, 1e-2, 3e-1],
                    help="relation_lr values tried for lspp/lls on the fine labels (seed 0)")
+    p.add_argument("--note", default="", help="a paragraph for the results file (e.g. how the run was scaled down)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on shared cores)")
     p.add_argument("--cache", type=Path, default=Path("outputs/fidelity_text_cache"))
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_fidelity_text.md"))

@@ -68,7 +68,9 @@ def train(method: str, train: Split, args: argparse.Namespace):
     model = build_model(args.model, args.seed)
     loss_fn = create_loss(method, num_classes=10)
     groups = module_param_groups(model, args.weight_decay)
-    relation_lr = default_relation_lr(torch.optim.AdamW, args.lr) if args.relation_lr is None else args.relation_lr
+    steps = args.epochs * -(-len(train.labels) // args.batch_size)
+    relation_lr = default_relation_lr(torch.optim.AdamW, args.lr, total_steps=steps) if args.relation_lr is None \
+        else args.relation_lr
     groups += relation_param_groups(loss_fn, lr=relation_lr, network_weight_decay=args.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=args.lr)
     g = torch.Generator().manual_seed(args.seed)
@@ -122,7 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--relation-lr", type=float, default=None,
-                   help="lr of the lspp/lls matrix (default: the library's for AdamW, max(--lr, 0.05))")
+                   help="lr of the lspp/lls matrix (default: the library's for AdamW, max(--lr, 3 / total steps))")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-noise", type=float, default=0.0, help="symmetric noise rate on training labels")
     p.add_argument("--seed", type=int, default=0)

@@ -17,8 +17,10 @@ the run, the launcher replaces:
   the loss state in ``task_state``.
 - ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
   (`add_relation_param_group`: ``--relation-lr``, by default 10 × ``--lr`` for SGD-like optimizers and
-  max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``), whose
-  steps the task counts: ``--relation-update-every N`` refreshes every N optimizer steps, as under the Trainer.
+  max(``--lr``, 3 / total steps) for Adam-like ones, the total from the training loader's length, ``--epochs``,
+  ``--cooldown-epochs`` and ``--grad-accum-steps``; the method's weight decay unless ``--relation-weight-decay``),
+  whose steps the task counts: ``--relation-update-every N`` refreshes every N optimizer steps, as under the Trainer.
+  The task follows that group's lr, so that the not-moved warning skips warmup epochs.
 - ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix, the cards and,
   with ``--push-to-hub``, uploads them with the model (`sharing`).
 - ``timm.utils.update_summary`` (rank 0, each epoch): with ``--log-wandb``, the matrix's heatmap is logged to W&B in
@@ -67,6 +69,7 @@ class LaunchState:
         self.spec: RelationOptions | None = None  # the run's options, once train.py's flags name its loss
         self.args: Any = None
         self.train_dataset: Any = None
+        self.train_loader: Any = None
         self.task: LaunchedTask | None = None
         self.output_dir: str | None = None
         self.label_names: list[str] = []
@@ -86,7 +89,7 @@ class LaunchState:
     def create_loader(self, original: Callable, dataset: Any, *rest: Any, **kwargs: Any) -> Any:
         loader = original(dataset, *rest, **kwargs)
         if kwargs.get("is_training") and self.loss_type is not None:
-            self.train_dataset = dataset
+            self.train_dataset, self.train_loader = dataset, loader
             _report_epochs(loader, self)
         return loader
 
@@ -122,9 +125,11 @@ class LaunchState:
             optimizer = original(model.model, *rest, **kwargs)
             # The matrix is a param group of train.py's one optimizer (the Trainer gives it an optimizer of its
             # own): train.py steps, schedules and checkpoints only that optimizer, built from the trainable module.
-            add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
-                                     weight_decay=self.options.relation_weight_decay,
-                                     network_weight_decay=kwargs.get("weight_decay"))
+            group = add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
+                                             weight_decay=self.options.relation_weight_decay,
+                                             network_weight_decay=kwargs.get("weight_decay"),
+                                             total_steps=self.total_steps())
+            self.task.follow_lr(group)  # the not-moved check judges the lr this group applies
         self.task.count_optimizer_steps(optimizer)  # the update period counts its steps
         self.optimizer = optimizer
         return optimizer
@@ -136,6 +141,14 @@ class LaunchState:
 
             log_wandb_heatmap(self.task.loss, self.label_names)
         return original(*args, log_wandb=log_wandb, **kwargs)
+
+    def total_steps(self) -> int | None:
+        """Optimizer steps of train.py's run, as its scheduler counts them; None before the training loader."""
+        if self.train_loader is None or self.args is None:
+            return None
+        accum = max(int(getattr(self.args, "grad_accum_steps", 1) or 1), 1)
+        epochs = int(getattr(self.args, "epochs", 0) or 0) + int(getattr(self.args, "cooldown_epochs", 0) or 0)
+        return -(-len(self.train_loader) // accum) * epochs or None
 
     def get_outdir(self, original: Callable, *args: Any, **kwargs: Any) -> str:
         self.output_dir = original(*args, **kwargs)

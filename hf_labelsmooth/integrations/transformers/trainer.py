@@ -87,7 +87,7 @@ class LabelSmoothingTrainer(Trainer):
         self.add_callback(RelationLossCallback(self.relation_loss, self.options.update_every,
                                                optimizer_step=self._relation_optimizer_step,
                                                scheduler_step=self._relation_scheduler_step,
-                                               relation_lr=self._relation_lr))
+                                               relation_group=self._relation_group))
         self.add_callback(RelationHeatmapCallback(self.relation_loss, self.class_names, self.callback_handler.callbacks,
                                                   self.args.relation_heatmap_every))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
@@ -161,8 +161,8 @@ class LabelSmoothingTrainer(Trainer):
             self.relation_optimizer.schedule(self.args, num_training_steps, scheduler)
         return scheduler
 
-    def _relation_lr(self) -> float | None:
-        return None if self.relation_optimizer is None else self.relation_optimizer.lr
+    def _relation_group(self) -> dict[str, Any] | None:
+        return None if self.relation_optimizer is None else self.relation_optimizer.optimizer.param_groups[0]
 
     def _relation_optimizer_step(self) -> None:
         if self.relation_optimizer is not None:

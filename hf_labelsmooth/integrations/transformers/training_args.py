@@ -49,9 +49,10 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_update_every: Refresh the relations every N optimizer steps instead of every epoch (methods
             with an update period: ols; lspp / lls with `relation_top_n`).
         relation_lr: Learning rate of learnable matrices (lspp, lls). ``None`` picks one from the optimizer
-            (`hf_labelsmooth.optim.default_relation_lr`): ``max(learning_rate, 0.05)`` for Adam-like optimizers
-            (AdamW, the Trainer's default), where a fine-tuning `learning_rate` would leave the matrix uniform, and
-            ``10 × learning_rate`` for SGD. See docs/methods.md ("Learning rate of the matrix").
+            (`hf_labelsmooth.optim.default_relation_lr`): ``max(learning_rate, 3 / total optimizer steps)`` for
+            Adam-like optimizers (AdamW, the Trainer's default): about 3 units of logit travel over the run, enough to
+            learn relations in a short fine-tune, not enough to collapse rows from scratch; ``10 × learning_rate``
+            for SGD. See docs/methods.md ("Learning rate of the matrix").
         relation_weight_decay: Weight decay of learnable matrices; ``None`` = the method's default (lspp: the
             model's `weight_decay`, lls: 0).
         relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
