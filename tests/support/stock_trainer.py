@@ -46,3 +46,10 @@ def stock_interrupted_then_resumed(out: str, method: str, batch: int, n_train: i
     resumed = stock_trainer(out, method, seed=1, **kwargs)
     resumed.train(resume_from_checkpoint=os.path.join(out, f"checkpoint-{save_steps}"))
     return resumed
+
+
+def train_stock(out: str, method: str, batch: int = 32, n_train: int = 256, **overrides: Any) -> Trainer:
+    """`trainer_digits.train_digits` on the stock Trainer; returns it after `train()`."""
+    trainer = stock_trainer(out, method, batch=batch, n_train=n_train, **overrides)
+    trainer.train()
+    return trainer
