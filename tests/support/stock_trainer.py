@@ -27,7 +27,7 @@ def stock_trainer(out: str, method: str, batch: int = 32, n_train: int = 256, se
                   loss_options: dict[str, Any] | None = None,
                   **overrides: Any) -> Trainer:
     """A stock Trainer with the loss `method` (`relation_lr` 0.05 for learnable matrices, as `digits_args`)."""
-    options = {"relation_lr": 0.05} if get_loss_class(method).requires_optimizer else {}
+    options = {"relation_lr": 0.05} if get_loss_class(method).spec.requires_optimizer else {}
     options.update(loss_options or {})
     loss_func = compute_loss_func(method, num_labels=10, **options)
     return Trainer(model=tiny_model(seed), args=stock_args(out, method, batch, **overrides),

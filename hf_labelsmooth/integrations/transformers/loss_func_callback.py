@@ -35,7 +35,7 @@ from ...relations import ARTIFACT_DIR, needs_topk_artifact, save_relations
 from .callbacks import RelationLossCallback
 from .checkpoint import LossCheckpoint
 from .data_checks import check_problem_type
-from .model_card import describe_source, round_epochs
+from .model_card import describe_source, remove_stale_relations, round_epochs
 from .relation_optimizer import RelationOptimizer
 from .training_args import config_label_names
 
@@ -135,7 +135,7 @@ class LossFunctionCallback(TrainerCallback):
         loss = self.relation_loss
         if logs is None or not ("loss" in logs or "train_loss" in logs) or not state.log_history:
             return
-        if loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
+        if loss.spec.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
             state.log_history[-1].update(relation_stats(loss.relation_matrix()))
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
@@ -144,11 +144,15 @@ class LossFunctionCallback(TrainerCallback):
         self.save_relations(None, epochs=state.epoch)
 
     def save_relations(self, directory: str | None, epochs: float | None = None) -> None:
-        """``<directory>/relation_matrix/`` on the main process, for methods that learn relations."""
+        """``<directory>/relation_matrix/`` on the main process, for methods that learn relations (for the others, a
+        ``relation_matrix/`` left there by an earlier run is removed, as `LabelSmoothingTrainer.save_relations`)."""
         args, loss = self.args, self.relation_loss
-        if args is None or not args.should_save or not loss.learns_relations:
+        if args is None or not args.should_save:
             return
         root = directory or cast(str, args.output_dir)
+        if not loss.spec.learns_relations:
+            remove_stale_relations(Path(root) / ARTIFACT_DIR, loss.name)
+            return
         source = describe_source(getattr(getattr(self.model, "config", None), "_name_or_path", None))
         save_relations(loss, cast(list, self.label_names), Path(root) / ARTIFACT_DIR, repo_id=args.hub_model_id,
                        source_model=source, epochs=round_epochs(epochs))

@@ -10,7 +10,8 @@ from hf_labelsmooth import LabelSmoothingTrainer, compute_loss_func, list_losses
 from tests.support.stock_trainer import stock_interrupted_then_resumed, stock_trainer
 from tests.support.trainer_digits import DigitsDataset, digits_args, interrupted_then_resumed, tiny_model, train_digits
 
-METHODS = [m for m in list_losses() if m != "relation_prior"]
+FAST = ("ols", "lls")  # statistics and a learnable matrix: the other methods run with the slow tests
+METHODS = [m if m in FAST else pytest.param(m, marks=pytest.mark.slow) for m in list_losses() if m != "relation_prior"]
 
 
 def losses(trainer) -> list[float]:
@@ -50,7 +51,7 @@ def test_accumulation_equals_one_large_batch(tmp_path):
                                big.compute_loss_func.loss.relation_matrix(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["ols", "lls"])
+@pytest.mark.parametrize("method", [pytest.param("ols", marks=pytest.mark.slow), "lls"])
 def test_resume_equals_label_smoothing_trainer_and_uninterrupted(tmp_path, method):
     """Crash at the step-3 checkpoint, resume in a new Trainer: the run ends where LabelSmoothingTrainer's does."""
     ours = interrupted_then_resumed(str(tmp_path / "ours"), method, 16, 64, 3)
