@@ -126,6 +126,10 @@ class LossFunctionCallback(TrainerCallback):
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         folder = Path(cast(str, args.output_dir)) / f"{PREFIX}-{state.global_step}"
+        if args.should_save and not folder.is_dir():  # hyperparameter search saves into output_dir/run-<trial>/
+            raise ValueError(f"Expected the Trainer's checkpoint at {folder} but got no such folder: with "
+                             "compute_loss_func the loss state is saved beside output_dir/checkpoint-<step> "
+                             "(hyperparameter_search is not supported). Use LabelSmoothingTrainer.")
         if not args.save_only_model:  # as the Trainer's optimizer state: none with save_only_model
             cast(LossCheckpoint, self.checkpoint).save(folder, args.should_save)  # collective: every rank is here
         self.save_relations(str(folder), epochs=state.epoch)
