@@ -30,12 +30,20 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token (default: the one of `hf auth login`)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
     ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Re-initialise a head of another size."})
+    use_peft: bool = field(default=False, metadata={
+        "help": "Train LoRA adapters (and the head) instead of all weights; save_model writes the adapter (peft)."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (with --use_peft)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha (with --use_peft)."})
+    lora_target_modules: list[str] | None = field(default=None, metadata={
+        "help": "Layers that get adapters (with --use_peft); default: peft's for the model type."})
 
     def __post_init__(self) -> None:
         if self.model_name_or_path is None and self.config_name is None:
             raise ValueError("Expected --model_name_or_path (a pretrained model) or --config_name (a config to train "
                              "from scratch) but got neither. Pass one, e.g. --config_name "
                              "train_scripts/configs/convnext-digits.")
+        if self.use_peft and (self.lora_r < 1 or self.lora_alpha < 1):
+            raise ValueError(f"Expected --lora_r and --lora_alpha >= 1 but got {self.lora_r} and {self.lora_alpha}.")
 
     @property
     def hub(self) -> dict[str, Any]:
@@ -105,9 +113,16 @@ def load_model(auto_model: Any, model_args: ModelArguments, names: list[str], ta
         config.label_names = list(names)
     if model_args.model_name_or_path is None:
         logger.info("Training a new %s model from scratch (config %s).", config.model_type, model_args.config_name)
-        return auto_model.from_config(config, trust_remote_code=model_args.trust_remote_code)
-    return auto_model.from_pretrained(model_args.model_name_or_path, config=config,
-                                      ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **model_args.hub)
+        model = auto_model.from_config(config, trust_remote_code=model_args.trust_remote_code)
+    else:
+        model = auto_model.from_pretrained(model_args.model_name_or_path, config=config,
+                                           ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+                                           **model_args.hub)
+    if model_args.use_peft:
+        from _hf_peft import wrap_lora
+
+        model = wrap_lora(model, model_args.lora_r, model_args.lora_alpha, model_args.lora_target_modules)
+    return model
 
 
 def load_processor(auto_processor: Any, name: str | None, model_args: ModelArguments) -> Any:
