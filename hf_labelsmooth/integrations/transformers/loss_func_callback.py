@@ -98,7 +98,7 @@ class LossFunctionCallback(TrainerCallback):
                 loss, backend=args.torch_compile_backend, mode=args.torch_compile_mode))  # type: ignore[arg-type]
         self.checkpoint = LossCheckpoint(loss, lambda: self.relation_optimizer)
         self.driver = RelationLossCallback(loss, self.options.update_every, optimizer_step=self._optimizer_step,
-                                           scheduler_step=self._scheduler_step, relation_lr=self._relation_lr)
+                                           scheduler_step=self._scheduler_step, relation_group=self._relation_group)
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         loss, driver = self.relation_loss, cast(RelationLossCallback, self.driver)
@@ -107,7 +107,8 @@ class LossFunctionCallback(TrainerCallback):
             cls, cls_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, self.model)
             self.relation_optimizer = RelationOptimizer.for_loss(loss, self.options, args, cls, cls_kwargs)
         if self.relation_optimizer is not None:
-            self.relation_optimizer.schedule(args, state.max_steps, kwargs.get("lr_scheduler"))
+            self.relation_optimizer.schedule(args, state.max_steps, kwargs.get("lr_scheduler"),
+                                             relation_lr=self.options.relation_lr)
         if state.global_step > 0:  # a resumed run
             folder = resumed_checkpoint(args, state)
             cast(LossCheckpoint, self.checkpoint).check_resumable(folder)
@@ -169,8 +170,8 @@ class LossFunctionCallback(TrainerCallback):
         if self.relation_optimizer is not None and not getattr(self.trainer_optimizer, "step_was_skipped", False):
             self.relation_optimizer.step_schedule()
 
-    def _relation_lr(self) -> float | None:
-        return None if self.relation_optimizer is None else self.relation_optimizer.lr
+    def _relation_group(self) -> dict[str, Any] | None:
+        return None if self.relation_optimizer is None else self.relation_optimizer.optimizer.param_groups[0]
 
 
 def resumed_checkpoint(args: TrainingArguments, state: TrainerState) -> Path:
