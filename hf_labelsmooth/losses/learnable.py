@@ -48,15 +48,16 @@ class LearnableRelationLoss(SparseLogitsMixin, RelationLoss):
             return SparseLogitsMixin.relation_topk(self, n)
         return RelationLoss.relation_topk(self, n or self.max_related)
 
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        """Sparse rows: record the confusions the fused hard-label pass found (`_confusions`), else scan the logits."""
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None = None) -> None:
+        """Sparse rows: record the confusions the fused hard-label pass found (`_confusions`), else scan the logits;
+        rows of ignored labels (`valid` False) record nothing."""
         confusions, self._confusions = self._confusions, None
         if self.top_n is None:
             return
         if labels is not None and confusions is not None:
-            self._record_confusions(labels, *confusions)
+            self._record_confusions(labels, *confusions, valid=valid)
         elif labels is not None:
-            self._observe_confusions(logits, labels)
+            self._observe_confusions(logits, labels, valid)
         else:
             assert target is not None  # soft targets always come dense (RelationLoss.forward)
             self._observe_confusions(logits, target.argmax(dim=-1))

@@ -97,7 +97,8 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         smooth = relation_targets(target, labels, self.relation_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
         return cross_entropy(mix(target, smooth, self.alpha), logits.float().log_softmax(dim=-1))
 
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None = None) -> None:
+        """Add the correct samples' probabilities to A (rows of ignored labels, `valid` False, count as not correct)."""
         seen, self._seen = self._seen, None
         if labels is None:
             assert target is not None  # soft targets always come dense (RelationLoss.forward)
@@ -109,6 +110,8 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         else:
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
             probs = logits.float().softmax(dim=-1)
+        if valid is not None:
+            correct = correct & valid
         if self.top_n is not None:
             self._sparse_accumulate(probs, classes, correct)
         elif torch.compiler.is_compiling():  # every sample, the wrong ones with weight 0: no data-dependent shape

@@ -123,15 +123,17 @@ class SparseLogitsMixin(_LossBase):
         return rows if self.include_self else rows.scatter(1, classes[:, None], float("-inf"))
 
     @torch.no_grad()
-    def _observe_confusions(self, logits: Tensor, classes: Tensor) -> None:
+    def _observe_confusions(self, logits: Tensor, classes: Tensor, valid: Tensor | None = None) -> None:
         """Record each sample's most probable wrong class (if not yet a slot of its row), scored by probability."""
         score, wrong = most_probable_wrong(logits.float().softmax(dim=-1), classes)
-        self._record_confusions(classes, wrong, score)
+        self._record_confusions(classes, wrong, score, valid)
 
     @torch.no_grad()
-    def _record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
-        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
+    def _record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor, valid: Tensor | None = None) -> None:
+        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot or the
+        row's label is ignored (`valid` False)."""
         new = ~(self.slots[classes] == wrong[:, None]).any(dim=-1)
+        new = new if valid is None else new & valid
         merge_groups(self.candidate_index, self.candidate_score, classes, wrong[:, None], score[:, None], new)
         self.refresh_steps += 1
         if self.refresh_every is not None:
