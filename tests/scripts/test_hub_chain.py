@@ -93,7 +93,7 @@ def test_train_push_reuse_and_show_by_repo_id(tmp_path: Path) -> None:
 SCRIPT = """
 import sys
 from huggingface_hub import HfApi
-from hf_labelsmooth import ClassRelationMatrix, create_loss
+from hf_labelsmooth import ClassRelationMatrix
 from hf_labelsmooth.cli import main
 api = HfApi()
 api.create_repo("alice/model-with-matrix")
@@ -104,7 +104,7 @@ m = ClassRelationMatrix.from_pretrained("alice/model-with-matrix", cache_dir=sys
 print("LOADED", m.method, m.label_names)
 from hf_labelsmooth.integrations.timm.options import LaunchOptions
 options = LaunchOptions(loss_type="relation_prior", relation_matrix="alice/model-with-matrix")
-prior = create_loss("relation_prior", 3, **options.loss_kwargs("relation_prior", ["a", "b", "c"]))
+prior = options.relation_options().build(3, ["a", "b", "c"])
 print("TIMM", type(prior).__name__)
 try:
     ClassRelationMatrix.from_pretrained("alice/model-without-matrix", cache_dir=sys.argv[2])

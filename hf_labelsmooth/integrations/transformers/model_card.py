@@ -6,11 +6,17 @@ metadata; local models and data are named by their folder, marked local, never b
 """
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from pathlib import Path
 
 from ...relations import ARTIFACT_DIR
 from ...relations.card import HUB_ID, method_card
+from ...relations.constants import CONFIG_FILE
+from ...relations.folders import is_own_config
+
+logger = logging.getLogger(__name__)
 
 LOCAL_MARK = " (local)"
 SECTION_TITLE = "## Class-relation label smoothing"
@@ -71,3 +77,26 @@ def add_card_section(readme: str | os.PathLike, section: str) -> None:
     anchor = text.find("## Model description")
     text = text[:anchor] + section + "\n" + text[anchor:] if anchor >= 0 else text.rstrip("\n") + "\n\n" + section
     path.write_text(text, encoding="utf-8")
+
+
+def card_metadata(method: str, tags: str | list[str] | None, dataset_tags: str | list[str] | None,
+                  dataset_args: str | list[str] | None, dataset: str | None, dataset_config: str | None
+                  ) -> tuple[list[str], str | list[str], str | list[str] | None]:
+    """The card's tags, dataset tags and dataset args: the package's and the method's tags added, the trainer's
+    dataset where none is given (only a Hub id: [] rather than None, or transformers lists a local builder)."""
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    tags += [t for t in ("hf_labelsmooth", "label-smoothing", method) if t not in tags]
+    hub_dataset = hub_id(dataset)
+    if dataset_tags is None:
+        dataset_tags = [hub_dataset] if hub_dataset else []
+    if dataset_args is None and hub_dataset:
+        dataset_args = dataset_config
+    return tags, dataset_tags, dataset_args
+
+
+def remove_stale_relations(directory: Path, method: str) -> None:
+    """Remove a ``relation_matrix/`` that an earlier run left beside a model whose `method` learns none: it would be
+    read as this model's."""
+    if is_own_config(directory / CONFIG_FILE):
+        logger.warning("Removing %s: written by an earlier run, and %s learns no matrix.", directory, method)
+        shutil.rmtree(directory)

@@ -176,6 +176,27 @@ def test_resume_ends_where_the_uninterrupted_run_does(data, out, loss: str, extr
                                load_relations(full / "relation_matrix").matrix, rtol=0, atol=0)
 
 
+def test_update_period_counts_optimizer_steps_as_the_trainer_does(data, out, tmp_path, monkeypatch) -> None:
+    """--relation-update-every N with --grad-accum-steps 2 swaps OLS after the same training batches as the Trainer
+    with gradient_accumulation_steps=2: every N optimizer steps, across the epoch boundary (15 batches, 8 steps an
+    epoch), and not at the epoch end."""
+    from hf_labelsmooth.integrations.transformers import LabelSmoothingTrainer
+    from hf_labelsmooth.losses.ols import OnlineLabelSmoothing
+    from tests.support.trainer_digits import DigitsDataset, digits_args, tiny_model
+
+    swaps: list[int] = []  # the loss's count of training batches at each swap
+    swap = OnlineLabelSmoothing.swap
+    monkeypatch.setattr(OnlineLabelSmoothing, "swap", lambda self: (swaps.append(int(self.steps)), swap(self))[1])
+    run(data, out, "period-accum", COMMON + ["--epochs", "2", "--no-aug", "-b", "16", "--grad-accum-steps", "2",
+                                             "--loss-type", "ols", "--relation-update-every", "3"])
+    timm_swaps, swaps[:] = list(swaps), []
+    trainer = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(15 * 16), args=digits_args(
+        str(tmp_path), "ols", 16, num_train_epochs=2, gradient_accumulation_steps=2, relation_update_every=3))
+    trainer.train()
+    assert trainer.state.global_step == 16
+    assert timm_swaps == swaps == [6, 12, 17, 23, 29]  # optimizer steps 3, 6 | 9, 12, 15 (8 steps an epoch)
+
+
 @pytest.mark.parametrize("loss", ["ls", "ols", "lspp", "lls"])
 def test_torchcompile_trains_each_loss_as_eager(trained, data, out, loss: str) -> None:
     """--torchcompile (aot_eager: Dynamo + AOTAutograd, the inductor front end, fast on 2 cores): model and loss
