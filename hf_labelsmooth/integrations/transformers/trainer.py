@@ -136,7 +136,7 @@ class LabelSmoothingTrainer(Trainer):
         if not batch_samples or "labels" not in batch_samples[0]:
             return None
         ignore_index = self.relation_loss.ignore_index
-        count = sum(count_targets(b["labels"], ignore_index).to(device) for b in batch_samples)
+        count = torch.stack([count_targets(b["labels"], ignore_index).to(device) for b in batch_samples]).sum()
         if self.accelerator.num_processes > 1:
             count = self.accelerator.gather(count).sum()
         return count
