@@ -64,8 +64,8 @@ class RelationOptions:
         self._check_optimizer_fields(flag)
 
     def _check_prior(self, flag: "_Spelling") -> None:
-        if get_loss_class(self.method).requires_matrix != (self.prior is not None):
-            takes = [n for n in list_losses() if get_loss_class(n).requires_matrix]
+        if get_loss_class(self.method).spec.requires_matrix != (self.prior is not None):
+            takes = [n for n in list_losses() if get_loss_class(n).spec.requires_matrix]
             raise ValueError(f"Expected {flag('prior')} together with a {flag('method')} that takes a saved matrix "
                              f"({takes}) but got {flag('method')} {self.method} and {flag('prior')} {self.prior}. "
                              "Pass both or neither.")
@@ -74,17 +74,17 @@ class RelationOptions:
         alpha = self.alpha
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise ValueError(f"Expected {flag('alpha')} in [0, 1] but got {alpha}.")
-        if alpha and get_loss_class(self.method).default_alpha == 0.0:
+        if alpha and get_loss_class(self.method).spec.default_alpha == 0.0:
             raise ValueError(f"Expected no {flag('alpha')} with method {self.method!r} but got {alpha}. Use "
                              f"{flag('method')} ls to smooth.")
 
     def _check_period_and_rows(self, flag: "_Spelling") -> None:
         cls, every, top_n = get_loss_class(self.method), self.update_every, self.top_n
-        if every is not None and (not cls.has_update_period(top_n) or every < 1):
+        if every is not None and (not cls.spec.has_update_period(top_n) or every < 1):
             raise ValueError(f"Expected {flag('update_every')} >= 1 with a method that refreshes on a period (ols; "
                              f"lspp / lls with {flag('top_n')}) but got {every} with method {self.method!r} and "
                              f"{flag('top_n')} {top_n}. Drop it or change the method.")
-        if top_n is not None and (not cls.supports_top_n or top_n < 1):
+        if top_n is not None and (not cls.spec.supports_top_n or top_n < 1):
             raise ValueError(f"Expected {flag('top_n')} >= 1 with a method in {list_losses(supports_top_n=True)} "
                              f"but got {top_n} with method {self.method!r}. Drop it or change the method.")
 
@@ -93,8 +93,8 @@ class RelationOptions:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"Expected {flag(name)} to be a finite number >= 0 but got {value}.")
-            if value is not None and not get_loss_class(self.method).requires_optimizer:
-                learnable = [n for n in list_losses() if get_loss_class(n).requires_optimizer]
+            if value is not None and not get_loss_class(self.method).spec.requires_optimizer:
+                learnable = [n for n in list_losses() if get_loss_class(n).spec.requires_optimizer]
                 warnings.warn(f"{flag(name)}={value} has no effect with method {self.method!r}, which learns no "
                               f"parameters; it applies to {learnable}.", UserWarning, stacklevel=4)
 

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         start = time.perf_counter()
         model, loss_fn = train(method, train_split, args)
         row = {"method": method, **evaluate(model, test_split), "seconds": time.perf_counter() - start}
-        row["matrix"] = save_matrix(method, loss_fn, args) if loss_fn.learns_relations else "–"
+        row["matrix"] = save_matrix(method, loss_fn, args) if loss_fn.spec.learns_relations else "–"
         rows.append(row)
         print(f"{method}: accuracy {row['accuracy']:.4f}  nll {row['nll']:.4f}  ece {row['ece']:.4f}", flush=True)
     table = format_table(rows)

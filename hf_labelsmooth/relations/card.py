@@ -47,7 +47,7 @@ def literal(text: Any) -> str:
 
 def method_card(method: str | None) -> MethodCard | None:
     """The `MethodCard` declared by the registered loss `method` (None for unknown or unregistered names)."""
-    return get_loss_class(method).card if method and is_loss(method) else None
+    return get_loss_class(method).spec.card if method and is_loss(method) else None
 
 
 def render_card(matrix: CardSource, image_file: str | None = PNG_FILE, top_k: int = 3,

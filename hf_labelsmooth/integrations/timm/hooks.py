@@ -103,7 +103,7 @@ class LaunchState:
             loss = spec.build(num_classes, names)
         except ValueError as err:
             raise LaunchError(str(err)) from err
-        _logger.info(f"hf-labelsmooth: {loss.name} (alpha {loss.alpha}) in place of train.py's criterion")
+        _logger.info(f"hf-labelsmooth: {loss.spec.name} (alpha {loss.alpha}) in place of train.py's criterion")
         return loss
 
     def create_optimizer(self, original: Callable, model: Any, *rest: Any, **kwargs: Any) -> Any:

@@ -41,7 +41,7 @@ def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Mod
         return None
     if network_weight_decay is None:
         network_weight_decay = max(g.get("weight_decay", 0.0) for g in optimizer.param_groups)
-    options = RelationOptions(method=criterion.name, relation_lr=lr, relation_weight_decay=weight_decay)
+    options = RelationOptions(method=criterion.spec.name, relation_lr=lr, relation_weight_decay=weight_decay)
     groups = options.param_groups(criterion, optimizer, optimizer.defaults["lr"], network_weight_decay)
     for group in groups:
         optimizer.add_param_group(group)

@@ -53,7 +53,7 @@ class LossCheckpoint:
         """Restore both files of `checkpoint` (a missing one is logged: that part restarts)."""
         if not load_loss_state(self.loss, checkpoint):
             logger.warning("No %s in %s: the %s loss restarts from its initial state.", LOSS_STATE_FILE, checkpoint,
-                           self.loss.name)
+                           self.loss.spec.name)
         optimizer = self._optimizer()
         if optimizer is not None and not load_optimizer_state(optimizer, checkpoint):
             logger.warning("No %s in %s: the matrix's optimizer restarts.", OPTIMIZER_STATE_FILE, checkpoint)
@@ -66,9 +66,10 @@ class LossCheckpoint:
 
     def check_resumable(self, checkpoint: str | os.PathLike) -> None:
         """Raise, before any work, when `checkpoint` cannot resume this loss (see `check_resumable`)."""
-        check_resumable(checkpoint, self.loss.name, self.loss)
-        if self.loss.requires_optimizer and not (Path(checkpoint) / OPTIMIZER_STATE_FILE).is_file():
-            raise ValueError(f"Expected {Path(checkpoint) / OPTIMIZER_STATE_FILE} to resume the {self.loss.name!r} "
+        check_resumable(checkpoint, self.loss.spec.name, self.loss)
+        if self.loss.spec.requires_optimizer and not (Path(checkpoint) / OPTIMIZER_STATE_FILE).is_file():
+            raise ValueError(f"Expected {Path(checkpoint) / OPTIMIZER_STATE_FILE} to resume the "
+                             f"{self.loss.spec.name!r} "
                              "matrix's optimizer but got no such file: the checkpoint comes from an earlier "
                              "hf_labelsmooth, which kept the matrix in the model's optimizer. Resume it with that "
                              "version or start a new run.")
@@ -78,7 +79,7 @@ def save_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> Path:
     """Write `loss.state_dict()` to ``relation_loss.safetensors`` (atomically) in `directory`."""
     path = Path(directory) / LOSS_STATE_FILE
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in loss.state_dict().items()}
-    write_tensors(path, tensors, {"method": loss.name, "alpha": str(loss.alpha)})
+    write_tensors(path, tensors, {"method": loss.spec.name, "alpha": str(loss.alpha)})
     return path
 
 
@@ -160,7 +161,7 @@ def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLo
            f"with that run's --label_smoothing_method.")
     found = checkpoint_method(checkpoint)
     if found is None:
-        if loss is not None and loss.requires_optimizer:
+        if loss is not None and loss.spec.requires_optimizer:
             raise ValueError(f"Expected {path} to resume the {method!r} loss (its matrix is trained) but got "
                              f"no such file: the checkpoint was not written by LabelSmoothingTrainer. {fix}")
         return

@@ -89,9 +89,9 @@ class LabelSmoothingTrainer(Trainer):
                                                relation_lr=self._relation_lr))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
-        if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
+        if self.args.load_best_model_at_end and self.args.save_only_model and loss.spec.learns_relations:
             raise ValueError(f"Expected save_only_model=False with load_best_model_at_end=True for method "
-                             f"{loss.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
+                             f"{loss.spec.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
                              "state for the saved matrix to be the best one's. Drop --save_only_model.")
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
@@ -187,7 +187,7 @@ class LabelSmoothingTrainer(Trainer):
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs and the final metrics."""
         loss = self.relation_loss
         training = "loss" in logs or "train_loss" in logs  # "train_loss": the summary `train()` returns
-        if training and loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
+        if training and loss.spec.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
             logs.update(relation_stats(loss.relation_matrix()))
         super().log(logs, start_time)
 
@@ -211,8 +211,8 @@ class LabelSmoothingTrainer(Trainer):
         root = output_dir or self.args.output_dir
         assert root is not None  # TrainingArguments.__post_init__ fills output_dir
         directory = Path(root) / ARTIFACT_DIR
-        if not self.relation_loss.learns_relations:
-            remove_stale_relations(directory, self.relation_loss.name)
+        if not self.relation_loss.spec.learns_relations:
+            remove_stale_relations(directory, self.relation_loss.spec.name)
             return
         extra = {"dataset_config": self.dataset_config} if self.dataset_config else {}
         save_relations(self.relation_loss, self.class_names, directory, repo_id=getattr(self, "hub_model_id", None),
@@ -241,12 +241,12 @@ class LabelSmoothingTrainer(Trainer):
         Defaults come from the trainer (`source_model`, `dataset`); only Hub ids go into the card's metadata.
         """
         loss = self.relation_loss
-        tags, dataset_tags, dataset_args = card_metadata(loss.name, tags, dataset_tags, dataset_args, self.dataset,
+        tags, dataset_tags, dataset_args = card_metadata(loss.spec.name, tags, dataset_tags, dataset_args, self.dataset,
                                                          self.dataset_config)
         super().create_model_card(language, license, tags, model_name, finetuned_from or hub_id(self.source_model),
                                   tasks, dataset_tags, dataset or self.dataset, dataset_args)
         if self.is_world_process_zero():
-            section = card_section(loss.name, loss.alpha, self.source_model, self.dataset, loss.learns_relations,
-                                   getattr(self, "hub_model_id", None))
+            section = card_section(loss.spec.name, loss.alpha, self.source_model, self.dataset,
+                                   loss.spec.learns_relations, getattr(self, "hub_model_id", None))
             assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
             add_card_section(Path(self.args.output_dir) / "README.md", section)

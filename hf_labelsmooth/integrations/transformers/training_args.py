@@ -33,7 +33,7 @@ class _RegisteredLosses:
 
 def _matrix_methods() -> list[str]:
     """The registered methods built from a saved matrix (relation_prior)."""
-    return [n for n in list_losses() if get_loss_class(n).requires_matrix]
+    return [n for n in list_losses() if get_loss_class(n).spec.requires_matrix]
 
 
 @dataclass
