@@ -41,7 +41,7 @@ def test_build_leaves_the_period_to_the_training_loop_and_checks_the_prior(tmp_p
     ols = RelationOptions(method="ols", alpha=0.3, update_every=7).build(K, NAMES, reduction="none")
     assert (ols.alpha, ols.update_every, ols.reduction) == (0.3, None, "none")
     lls = RelationOptions(method="lls", top_n=2, update_every=7).build(K, NAMES)
-    assert (lls.top_n, lls.refresh_every) == (2, None)
+    assert (lls.top_n, lls.rows.refresh_every) == (2, None)
     ClassRelationMatrix.from_loss(create_loss("ols", K), NAMES).save_pretrained(tmp_path / "m")
     prior = RelationOptions(method="relation_prior", prior=str(tmp_path / "m")).build(K, NAMES)
     torch.testing.assert_close(prior.relation_matrix(), torch.full((K, K), 1.0 / K))

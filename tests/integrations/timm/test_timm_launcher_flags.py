@@ -88,7 +88,7 @@ def test_flags_map_onto_the_one_options_spec_and_the_period_stays_out_of_the_los
                          relation_lr=0.5).relation_options()
     assert spec == RelationOptions(method="lls", alpha=0.2, top_n=3, update_every=7, relation_lr=0.5)
     loss = spec.build(10, names)
-    assert (loss.top_n, loss.alpha, loss.refresh_every) == (3, 0.2, None)  # the task counts optimizer steps
+    assert (loss.top_n, loss.alpha, loss.rows.refresh_every) == (3, 0.2, None)  # the task counts optimizer steps
     ols = LaunchOptions(loss_type="ols", relation_update_every=5).relation_options().build(10, names)
     assert ols.update_every is None
 
