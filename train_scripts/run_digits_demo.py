@@ -96,10 +96,11 @@ def evaluate(model, split: Split) -> dict[str, float]:
 
 def save_matrix(method: str, loss_fn, args: argparse.Namespace) -> str:
     from hf_labelsmooth.relations import save_relations
+    from hf_labelsmooth.relations.provenance import SCRATCH_MARK
 
-    path = os.path.join(args.output_dir, method)
-    save_relations(loss_fn, LABELS, path, source_model=f"timm/{args.model}", dataset="sklearn digits (upscaled 16x16)",
-                   epochs=args.epochs)
+    path = os.path.join(args.output_dir, method)  # source: no Hub id (a from-scratch timm model has no base model)
+    save_relations(loss_fn, LABELS, path, source_model=f"{SCRATCH_MARK} (timm architecture {args.model})",
+                   dataset="sklearn digits (upscaled 16x16)", epochs=args.epochs)
     return path
 
 

@@ -59,12 +59,12 @@ def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Ten
         rows: Function mapping class ids [n] to the rows R[ids], [n, K].
 
     Returns:
-        [B, K] float32: `R[y]` for hard labels, `t @ R` for soft targets (rows of classes with mass only; every row
-        under torch.compile, where shapes must not depend on the data).
+        [B, K] float32: `R[y]` for hard labels, `t @ R` for soft targets (rows of classes with mass only on the CPU;
+        every row where finding them would sync or make shapes depend on the data, `may_sync`).
     """
     if labels is not None:
         return rows(labels)
-    if torch.compiler.is_compiling():  # shapes must not depend on the data: every row (classes without mass add 0)
+    if not may_sync(target):  # every row (classes without mass add 0)
         return target @ rows(torch.arange(target.shape[-1], device=target.device))
     support = target.ne(0).any(dim=0).nonzero().flatten()
     return target[:, support] @ rows(support)
@@ -77,9 +77,7 @@ def mix(target: Tensor, smooth: Tensor, alpha: float) -> Tensor:
 
 def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:
     """Softmax of rows `logits[classes]` over the K-1 classes other than each row's own class (LS++)."""
-    rows = logits[classes]
-    own = F.one_hot(classes, logits.shape[-1]).bool()
-    return rows.masked_fill(own, float("-inf")).softmax(dim=-1)
+    return logits.index_select(0, classes).scatter(1, classes[:, None], float("-inf")).softmax(dim=-1)
 
 
 def topk_rows(indices: Tensor, values: Tensor, classes: Tensor, include_self: bool = True) -> Tensor:

@@ -7,8 +7,9 @@ import torch
 from torch import Tensor
 
 from .base import RelationLoss
-from .functional import cross_entropy, mix, relation_targets, topk_rows
+from .functional import topk_rows
 from .kernels.fused_ce import smoothed_cross_entropy
+from .kernels.fused_soft import soft_cross_entropy, soft_targets
 from .registry import MethodSpec, register_loss
 
 
@@ -86,8 +87,7 @@ class RelationPrior(RelationLoss):
         if labels is not None:  # fused: t = (1-α)·e_y + α·M[y] never built, one softmax (as OLS)
             return smoothed_cross_entropy(logits, labels, self.alpha, self.relation_rows(labels))[0]
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        return cross_entropy(t, logits.log_softmax(dim=-1))
+        return soft_cross_entropy(logits, soft_targets(target, self.relation_rows, self.alpha))[0]  # fused
 
     def relation_matrix(self) -> Tensor:
         if self.matrix is None:

@@ -49,9 +49,11 @@ def check_pushed_commit(files: dict[str, bytes], out: Path) -> bytes:
     assert config["dataset"] == "digits (local)"
     assert config["source_model"] == "none: trained from scratch from the config convnext-digits (local)"
     card = files["README.md"].decode()
-    assert "| Loss (`--label_smoothing_method`) | `ols`: Online Label Smoothing (OLS) |" in card
+    assert "| Loss (`--label_smoothing_method`) | ols: Online Label Smoothing (OLS) |" in card
     assert "| α (mass moved off the one-hot) | 0.5 (" in card and "| Dataset | digits (local) |" in card
-    assert "[`relation_matrix/`](relation_matrix/README.md)" in card
+    assert "[relation_matrix/](relation_matrix/README.md)" in card
+    assert "| Base model | none: trained from scratch from the config convnext-digits (local) |" in card
+    assert "This model was trained from scratch on " in card
     assert "--relation_matrix alice/digits-ols" in card
     assert "\ndatasets:" not in card.split("\n---\n")[0] and "imagefolder" not in card  # local data: no Hub id
     assert 'load_relations("alice/digits-ols")' in files["relation_matrix/README.md"].decode()

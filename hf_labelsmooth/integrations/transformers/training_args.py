@@ -56,6 +56,8 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
             folder / repo trained with a relation method (its ``relation_matrix/`` subfolder is read).
         relation_top_n: Keep N related classes per row (sparse, for large K; methods that support it).
+        relation_heatmap_every: Log the learned matrix's heatmap every N epochs to the `report_to` loggers that
+            take images (TensorBoard, W&B); 0 never. A logging setting, not a `RelationOptions` field.
     """
 
     label_smoothing_method: str = field(
@@ -80,6 +82,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
     relation_top_n: int | None = field(
         default=None, metadata={"help": f"Keep N related classes per row (sparse, for large K): "
                                         f"{list_losses(supports_top_n=True)}."})
+    relation_heatmap_every: int = field(
+        default=1, metadata={"help": "Log the learned matrix's heatmap every N epochs to the report_to loggers that "
+                                     "take images (tensorboard, wandb); 0 never."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -92,6 +97,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                 f"labels. Use `--label_smoothing_method ls --label_smoothing_alpha {self.label_smoothing_factor}` for "
                 "uniform smoothing, or drop `--label_smoothing_factor`.")
         self.relation_options().check({spec: f"`{name}`" for spec, name in TRAINER_FIELDS.items()})
+        if self.relation_heatmap_every < 0:
+            raise ValueError(f"Expected `relation_heatmap_every` >= 0 (epochs; 0 never logs) but got "
+                             f"{self.relation_heatmap_every}.")
 
     def relation_options(self) -> RelationOptions:
         """These arguments in the package's vocabulary (`hf_labelsmooth.options.RelationOptions`)."""
