@@ -99,7 +99,8 @@ class OnlineLabelSmoothing(RelationLoss):
         self._seen = (probs, None) if self.training else None
         return loss
 
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None = None) -> None:
+        """Add the correct samples' probabilities to A (rows of ignored labels, `valid` False, count as not correct)."""
         seen, self._seen = self._seen, None
         if labels is None:
             assert target is not None  # soft targets always come dense (RelationLoss.forward)
@@ -109,6 +110,8 @@ class OnlineLabelSmoothing(RelationLoss):
         probs, correct = seen if seen is not None else (logits.float().softmax(dim=-1), None)  # from the fused loss
         if correct is None:
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
+        if valid is not None:
+            correct = correct & valid
         self.rows.accumulate(probs, classes, correct)
         self.counts.index_add_(0, classes, correct.float())
         self.steps += 1

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from transformers import Trainer
 
 from ...losses.base import RelationLoss
+from ...losses.tokens import count_targets
 from ...metrics.functional import relation_stats
 from ...relations import ARTIFACT_DIR, needs_topk_artifact
 from ...relations.card_text import hub_id, literal
@@ -103,7 +104,7 @@ class LabelSmoothingTrainer(Trainer):
         evals = self.eval_dataset if isinstance(self.eval_dataset, dict) else {"": self.eval_dataset}
         check_dataset_labels({"train": self.train_dataset, **{f"eval{'[' + k + ']' if k else ''}": d
                                                               for k, d in evals.items()}},
-                             self.relation_loss.num_classes)
+                             self.relation_loss.num_classes, self.relation_loss.ignore_index)
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
             from transformers.trainer_utils import get_last_checkpoint
@@ -125,20 +126,21 @@ class LabelSmoothingTrainer(Trainer):
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         self.relation_loss.train(model.training)  # statistics (OLS) update only while training
-        per_sample = self.relation_loss_fn(logits, labels)
-        if not model.training:
-            loss = per_sample.mean()
-        elif num_items_in_batch is not None:  # global count: DDP's mean over processes needs × world size
+        per_sample = self.relation_loss_fn(logits, labels)  # [B], or [B, T] for tokens (0 where ignored)
+        if model.training and num_items_in_batch is not None:  # global count: DDP's mean over processes needs × world
             loss = per_sample.sum() * self.accelerator.num_processes / num_items_in_batch
-        else:
-            loss = per_sample.mean() / self.current_gradient_accumulation_steps
+        else:  # the mean over the counted targets (tokens other than -100), per accumulation step when training
+            loss = per_sample.sum() / count_targets(labels, self.relation_loss.ignore_index).clamp_min(1)
+            loss = loss / self.current_gradient_accumulation_steps if model.training else loss
         return (loss, outputs) if return_outputs else loss
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> Tensor | None:
-        """Samples in the accumulated batch, summed over processes (labels may be ids [B] or soft [B, K])."""
+        """Targets in the accumulated batch, summed over processes: samples (labels ids [B] or soft [B, K]), or tokens
+        whose label is not ignored (token labels [B, T]: -100 by default), as the loss counts them."""
         if not batch_samples or "labels" not in batch_samples[0]:
             return None
-        count = torch.tensor(sum(int(b["labels"].shape[0]) for b in batch_samples), device=device)
+        ignore_index = self.relation_loss.ignore_index
+        count = torch.stack([count_targets(b["labels"], ignore_index).to(device) for b in batch_samples]).sum()
         if self.accelerator.num_processes > 1:
             count = self.accelerator.gather(count).sum()
         return count
