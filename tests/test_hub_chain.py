@@ -125,7 +125,7 @@ def test_a_model_repo_resolves_to_its_relation_matrix_folder(tmp_path: Path) -> 
         result = subprocess.run([sys.executable, "-c", SCRIPT, str(model), str(tmp_path / "cache"),
                                  str(ROOT / "train_scripts")],
                                 env=hub_env(hub, tmp_path), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.returncode == 2, result.stderr[-3000:]
     assert "LOADED ols ['a', 'b', 'c']" in result.stdout
     assert "TIMM RelationPrior" in result.stdout  # timm-train's --relation-matrix takes the model repo too
     message = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))

@@ -237,5 +237,5 @@ def test_command_line_trains_and_reports_refusals_in_one_line(data, tmp_path) ->
     assert load_relations(tmp_path / "cli" / "relation_matrix").alpha == 0.3
     proc = subprocess.run(base + ["--experiment", "no", "--smoothing", "0.2"], env=env, capture_output=True,
                           text=True, timeout=300)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hf-labelsmooth timm-train: error: Expected --smoothing 0 with --loss-type ols but got 0.2" in proc.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..losses.registry import MethodCard, get_loss_class, is_loss
+from .extract import EXTRACTED_METHOD
 from .io import CARD_FILE, PNG_FILE
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix
 MAX_TABLE_ROWS = 100
 UNIFORM_NOTE = ("every other class gets the same mass: no learned relation (e.g. an OLS class with no correctly "
                 "classified training sample in the last update period)")
+EXTRACTED_TITLE = "extracted from a trained classifier"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~])")
 
@@ -46,6 +48,7 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     from huggingface_hub import ModelCard, ModelCardData
 
     info = method_card(matrix.method)
+    extracted = matrix.method == EXTRACTED_METHOD
     tags = ["hf_labelsmooth", "label-smoothing", "class-relation-matrix"] + ([matrix.method] if matrix.method else [])
     hub_dataset = matrix.dataset if matrix.dataset and HUB_ID.fullmatch(matrix.dataset) else None  # not local paths
     card_data = ModelCardData(library_name="hf_labelsmooth", tags=tags, datasets=[hub_dataset] if hub_dataset else None)
@@ -54,17 +57,44 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
             for name, related, flat in zip(matrix.label_names, matrix.top_related(top_k), uniform)]
     return ModelCard.from_template(
         card_data, template_path=str(template_path or TEMPLATE_PATH),
-        method=matrix.method, method_title=info.title if info else (matrix.method or ""),
-        method_description=info.description if info else f"Relation matrix produced by the `{matrix.method}` loss.",
+        method=matrix.method, method_title=info.title if info else (EXTRACTED_TITLE if extracted else matrix.method
+                                                                    or ""),
+        method_description=info.description if info else extraction_description(matrix) if extracted else
+        f"Relation matrix produced by the `{matrix.method}` loss.",
+        origin="extracted from a trained classifier's predictions" if extracted else "learned with `hf_labelsmooth`",
+        missing="none (extracted, not trained)" if extracted else "unknown",
         alpha=matrix.alpha, source_model=matrix.source_model and literal(matrix.source_model),
         dataset=matrix.dataset and literal(matrix.dataset), epochs=matrix.epochs, num_classes=matrix.num_classes,
         logits_kind=getattr(matrix, "logits_kind", None),
-        extra={literal(k): literal(v) for k, v in matrix.extra.items()},
+        extra={literal(k): literal(v) for k, v in flat(matrix.extra).items()},
         image_file=image_file, top_k=min(top_k, matrix.num_classes - 1), top_rows=rows[:MAX_TABLE_ROWS],
         truncated=len(rows) > MAX_TABLE_ROWS, repo_hint=repo_id or "<user>/<repo>",
         citation=info.bibtex if info else None, top_n=getattr(matrix, "top_n", None),
         alpha_note=info.alpha_note if info else None, uniform_count=sum(uniform), uniform_note=UNIFORM_NOTE,
     )
+
+
+def flat(extra: dict[str, Any]) -> dict[str, Any]:
+    """Metadata for the card's table: a nested object (e.g. ``extraction``) as one row per field, ``key.field``."""
+    rows: dict[str, Any] = {}
+    for key, value in extra.items():
+        rows.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
+    return rows
+
+
+def extraction_description(matrix: "RelationArtifact") -> str:
+    """What an extracted matrix is: which model, which data, which statistic (`hf-labelsmooth extract`)."""
+    found = matrix.extra.get("extraction")
+    e: dict[str, Any] = found if isinstance(found, dict) else {}
+    model, data = literal(matrix.source_model or "an unnamed model"), literal(matrix.dataset or "unnamed data")
+    which = "correctly classified samples" if e.get("correct_only") else "samples"
+    self_note = (" The diagonal is excluded (each row renormalised over the other classes)." if e.get("exclude_self")
+                 else " The diagonal is the model's mean confidence in the true class.")
+    return (f"Extracted from **{model}** on **{data}** (split `{literal(e.get('split', '?'))}`) with "
+            f"`hf-labelsmooth extract`: row `R[c]` is the model's mean predicted distribution (softmax at temperature "
+            f"{e.get('temperature', 1.0)}) over the {e.get('samples', '?')} {which} of class `c`; a class with none "
+            f"gets a uniform row.{self_note} No loss was trained: reuse it as a proxy teacher with `relation_prior`, "
+            "which sets the smoothing mass α.")
 
 
 def card_files(matrix: "RelationArtifact", repo_id: str | None = None) -> dict[str, bytes]:
