@@ -144,9 +144,10 @@ def study(args: argparse.Namespace, task, cache: RunCache) -> dict:
               f"({found['seconds']:.0f}s)", flush=True)
         return results.setdefault(key, {}).setdefault(seed, found)
 
-    for seed in range(args.seeds):
+    seeds = list(range(args.seeds))[::-1 if args.reverse_seeds else 1]
+    for seed in seeds:
         get("ce", seed, lambda: task("ce", seed, extract=True))
-    for seed in range(args.seeds):
+    for seed in seeds:
         teacher = get("teacher-lspp", seed, lambda: task("lspp", TEACHER_SEED + seed))
         priors = {"pt-lspp": teacher["matrix"], "extracted": results["ce"][(seed + 1) % args.seeds]["extracted"]}
         for student in args.students:
@@ -171,6 +172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=1.0, help="extraction: softmax temperature")
     p.add_argument("--keep-self", action="store_true", help="extraction: keep the diagonal (default: excluded)")
     p.add_argument("--correct-only", action="store_true", help="extraction: correctly classified samples only")
+    p.add_argument("--reverse-seeds", action="store_true",
+                   help="run the seeds last to first (a second process on the same --cache meets the first halfway)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=Path("outputs/proxy_teacher_cache"))
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_proxy_teacher.md"))
@@ -182,7 +185,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_hash(args: argparse.Namespace, prefix: str) -> str:
     """A hash of the settings of one dataset's runs (its own flags and the extraction options)."""
-    keys = [k for k in vars(args) if k.startswith(prefix) or k in ("temperature", "keep_self", "correct_only")]
+    keys = [k for k in sorted(vars(args)) if k.startswith(prefix) or k in ("temperature", "keep_self", "correct_only")]
     return hashlib.sha1(json.dumps({k: getattr(args, k) for k in keys}, sort_keys=True).encode()).hexdigest()[:10]
 
 

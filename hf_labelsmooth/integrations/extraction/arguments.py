@@ -28,7 +28,7 @@ class ExtractArguments:
         label_column_name, text_column_names, image_column_name, audio_column_name: Columns (text: comma-separated,
             default ``sentence`` or ``text``).
         max_seq_length: Tokens per text input; max_length_seconds: audio clips cut to their first seconds (None: whole).
-        max_samples: Read at most this many samples of the split (in order).
+        max_samples: Read a fixed random subset of this many samples of the split (seed 0).
         match_labels_by: ``name``: the model's `id2label` (or timm ``label_names``) must name the dataset's classes
             (any order: the matrix follows the dataset's order); ``index``: output i is dataset class i.
         batch_size, device: Inference batch size and torch device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).

@@ -27,7 +27,7 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--audio_column_name", default="audio")
     data.add_argument("--max_seq_length", type=int, default=128)
     data.add_argument("--max_length_seconds", type=float, help="cut audio to its first seconds (default: whole)")
-    data.add_argument("--max_samples", type=int, help="read at most this many samples (in order)")
+    data.add_argument("--max_samples", type=int, help="read a fixed random subset of this many samples")
     data.add_argument("--match_labels_by", choices=["name", "index"], default="name",
                       help="name: the model's id2label must name the dataset's classes (default); index: output i "
                            "is class i")

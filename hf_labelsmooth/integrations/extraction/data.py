@@ -13,7 +13,7 @@ GENERIC_LABEL = re.compile(r"LABEL_\d+")  # transformers' names when a config ha
 
 
 def load_split(args: ExtractArguments) -> Any:
-    """The `args.split` split (a `datasets.Dataset`), cut to `args.max_samples`."""
+    """The `args.split` split (a `datasets.Dataset`), cut to a fixed random subset of `args.max_samples`."""
     dataset = load_all(args)
     if args.split not in dataset:
         raise ValueError(f"Expected a split {args.split!r} but got splits {sorted(dataset)}. Pass --split.")
@@ -22,7 +22,7 @@ def load_split(args: ExtractArguments) -> Any:
         raise ValueError(f"Expected a label column {args.label_column_name!r} but got columns {split.column_names}. "
                          "Set --label_column_name.")
     if args.max_samples is not None and args.max_samples < len(split):
-        split = split.select(range(args.max_samples))
+        split = split.shuffle(seed=0).select(range(args.max_samples))  # a fixed random subset: every class in it
     if len(split) == 0:
         raise ValueError(f"Expected labelled samples in split {args.split!r} but got none.")
     return split
@@ -61,12 +61,19 @@ def class_names(split: Any, column: str) -> list[str]:
     return [str(v) for v in sorted(set(split[column]))]
 
 
-def label_ids(values: Sequence[Any], names: list[str], class_label: bool) -> list[int]:
-    """Dataset class ids of a batch of label cells."""
-    if class_label:
-        return [int(v) for v in values]
+def with_unseen_classes(names: list[str], model_names: list[str] | None, match_by: str) -> list[str]:
+    """The model's class names when they strictly include the dataset's (csv / json values and image folders name only
+    the classes they hold), so that a class absent from the data gets a uniform row instead of failing the size
+    check; else the dataset's names."""
+    if match_by != "name" or not model_names or not set(names) < set(model_names):
+        return names
+    return list(model_names)
+
+
+def label_ids(values: Sequence[Any], data_names: list[str], names: list[str], class_label: bool) -> list[int]:
+    """Class ids (in `names`) of a batch of label cells: ClassLabel ids into `data_names`, or raw values."""
     index = {n: i for i, n in enumerate(names)}
-    return [index[str(v)] for v in values]
+    return [index[data_names[int(v)] if class_label else str(v)] for v in values]
 
 
 def output_order(names: list[str], model_names: list[str] | None, num_labels: int, match_by: str,

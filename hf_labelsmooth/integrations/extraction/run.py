@@ -11,7 +11,7 @@ import torch
 from ...relations import save_relations
 from ...relations.extract import RelationExtractor
 from .arguments import ExtractArguments
-from .data import class_names, describe_data, label_ids, load_split, output_order
+from .data import class_names, describe_data, label_ids, load_split, output_order, with_unseen_classes
 from .models import Classifier, load_classifier
 
 
@@ -29,15 +29,17 @@ def extract_relations(args: ExtractArguments) -> Path:
         ValueError: Bad options, data or model (each with the fix), before any batch runs where possible.
     """
     split = load_split(args)
-    names = class_names(split, args.label_column_name)
+    data_names = class_names(split, args.label_column_name)
     classifier = load_classifier(args, split.column_names)
+    is_class_label = hasattr(split.features[args.label_column_name], "names")
+    names = with_unseen_classes(data_names, classifier.label_names, args.match_labels_by)
     order = output_order(names, classifier.label_names, classifier.num_labels, args.match_labels_by, args.model)
     extractor = RelationExtractor(len(names), args.options, names)
-    is_class_label = hasattr(split.features[args.label_column_name], "names")
     start = time.time()
     for batch in batches(split, args.batch_size, args.progress):
         logits = classifier.logits({k: v.to(args.device) for k, v in classifier.inputs(batch).items()})
-        targets = torch.tensor(label_ids(batch[args.label_column_name], names, is_class_label), device=logits.device)
+        ids = label_ids(batch[args.label_column_name], data_names, names, is_class_label)
+        targets = torch.tensor(ids, device=logits.device)
         extractor.update(logits[:, order], targets)
     return save_relations(extractor, names, args.output_dir, source_model=args.model, dataset=describe_data(args),
                           extraction={**extractor.summary(), **record(args, classifier, time.time() - start)})
