@@ -10,7 +10,7 @@ import torch
 
 from _fidelity_common import mean_std, table
 from hf_labelsmooth.optim import default_relation_lr
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 
 def _get(results: dict, held: str, method: str, seed: int, suffix: str = "") -> dict | None:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.losses.base import RelationLoss
 from hf_labelsmooth.metrics.functional import expected_calibration_error, relation_stats
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 
 def scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

@@ -9,7 +9,7 @@ import torch
 
 from _fidelity_common import fmt_lr, mean_std, related, table
 from hf_labelsmooth.optim import default_relation_lr
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 LEARNED = ("lspp", "lls")
 

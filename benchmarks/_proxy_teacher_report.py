@@ -10,7 +10,7 @@ import torch
 
 from _fidelity_common import mean_std, table
 from hf_labelsmooth.metrics.functional import relation_stats
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 ROWS = (("ce", "ce", "–"), ("ls", "ls (uniform, α 0.1)", "–"),
         ("pt-lspp", "relation_prior ← LS++ teacher's matrix (PT-LS++)", "teacher-lspp"),

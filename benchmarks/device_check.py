@@ -22,7 +22,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from hf_labelsmooth import create_loss  # noqa: E402
-from hf_labelsmooth.relations.io import atomic_write_bytes  # noqa: E402
+from hf_labelsmooth._io import atomic_write_bytes  # noqa: E402
 
 TINY = torch.finfo(torch.float32).tiny
 CASES = [("ls", None), ("ols", None), ("lspp", None), ("lls", None), ("ols", 4), ("lspp", 4), ("lls", 4)]
@@ -109,7 +109,7 @@ def gpu_half(sections: list[str], timings: dict[str, float]) -> bool:
     """Loss tests on CUDA and loss_speed on CUDA; appends their reports; True when both passed."""
     start = time.perf_counter()
     rc_tests, out = _run([sys.executable, "-m", "pytest", "-q", "-k", "cuda", "-p", "no:cacheprovider",
-                          *[f"tests/{f}" for f in LOSS_FILES]], timeout=150)
+                          *[f"tests/losses/{f}" for f in LOSS_FILES]], timeout=150)
     timings["loss tests on CUDA"] = time.perf_counter() - start
     sections += ["## Loss tests on CUDA (`pytest -k cuda`, torch.compile included)", "", "```",
                  "\n".join(out.strip().splitlines()[-15:]), "```", ""]

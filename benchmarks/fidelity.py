@@ -23,7 +23,7 @@ from torch import nn
 
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.metrics.ece_metric import ExpectedCalibrationError
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
 K = 10

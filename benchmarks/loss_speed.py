@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from _alloc import keep_freed_memory
 from _peers import PEERS
 from hf_labelsmooth import create_loss
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 LOSSES = ("ls", "ols", "lspp", "lls")
 TARGETS = {"ls": 1.3, "ols": 1.3, "lspp": 2.0, "lls": 2.0}

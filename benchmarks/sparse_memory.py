@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 LOSSES = ("ols", "lspp", "lls")
 # dense persistent float32 K×K tensors: ols matrix + accumulator; lspp/lls parameter + grad + 2 Adam moments

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from _alloc import keep_freed_memory
 from hf_labelsmooth import create_loss
-from hf_labelsmooth.relations.io import atomic_write_bytes
+from hf_labelsmooth._io import atomic_write_bytes
 
 LOSSES = ("ls", "ols", "lspp", "lls")
 

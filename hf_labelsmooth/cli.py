@@ -49,14 +49,14 @@ def printable(text: object) -> str:
 
 
 def format_summary(matrix, top: int) -> str:
-    """Header lines (method, α, source model, dataset, epochs) and one line per class with its top related classes.
+    """Header lines (the metadata fields of the format, `schema.METADATA`) and a line per class with its top related.
 
     Every name and metadata value comes from a possibly untrusted config.json: all are printed escaped.
     """
     from .relations.card import UNIFORM_NOTE
+    from .relations.schema import METADATA
 
-    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in ("method", "alpha", "source_model", "dataset",
-                                                                       "epochs") if getattr(matrix, k) is not None)
+    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in METADATA if getattr(matrix, k) is not None)
     lines = [f"class-relation matrix: K={matrix.num_classes}" + (f", {meta}" if meta else ""),
              f"top {min(top, matrix.num_classes - 1)} related classes (row: true class, self excluded):"]
     names = {name: printable(name) for name in matrix.label_names}

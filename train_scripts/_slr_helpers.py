@@ -10,7 +10,7 @@ from datasets import ClassLabel, Dataset, DatasetDict
 
 from _hf_data import load_imagefolder, load_text_files
 
-from hf_labelsmooth.relations.io import atomic_directory, write_json, write_tensors
+from hf_labelsmooth._io import atomic_directory, write_json, write_tensors
 
 
 def load_train_split(dataset_name: str | None, train_dir: str | None, train_file: str | None,

@@ -4,7 +4,8 @@ The names and arguments follow huggingface_hub's `ModelHubMixin` (`save_pretrain
 `push_to_hub`, `generate_model_card`). Loading reads only safetensors and JSON, as untrusted input (file types and
 sizes, the config schema and the tensor header are checked before any data is read);
 `RelationArtifact.from_pretrained` returns whichever kind the folder or repo holds. A save is one unit
-(`commit.save_folder`).
+(`hf_labelsmooth._io.commit_folder`, config.json being the commit record). The format itself (files, fields,
+versions) is defined in `constants` and `schema` (docs/format.md); this class maps it to Python objects.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from typing import Any, ClassVar, Sequence
 
 from torch import Tensor
 
-from . import checks, commit, io, schema
-
-FIELDS = ("method", "alpha", "source_model", "dataset", "epochs")
+from .._io import TensorSpecs, commit_folder, read_committed, read_tensor_file, recorded_digests, tensor_bytes
+from . import checks, schema
+from .constants import ARTIFACT_FILES, CONFIG_FILE, TENSOR_FILES, TENSOR_METADATA
+from .folders import Folder, resolve_folder
 
 
 class RelationArtifact(abc.ABC):
@@ -36,9 +38,8 @@ class RelationArtifact(abc.ABC):
         extra: Further JSON-serialisable metadata (kept in config.json under ``"extra"``).
     """
 
-    tensor_file: ClassVar[str] = ""
-    kind: ClassVar[str] = ""
-    config_rules: ClassVar[dict[str, schema.Rule]] = {}  # config.json fields of this kind (beyond schema.COMMON)
+    tensor_file: ClassVar[str] = ""  # constants.MATRIX_FILE or constants.TOPK_FILE
+    kind: ClassVar[str] = ""  # config.json's "artifact" (schema.KIND_FIELDS)
     _kinds: ClassVar[dict[str, type["RelationArtifact"]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -67,13 +68,13 @@ class RelationArtifact(abc.ABC):
         """Constructor fields from a loss (`name`, `alpha`) and metadata; unknown metadata keys go to ``extra``."""
         fields = {"method": getattr(loss, "name", None) or None, "alpha": getattr(loss, "alpha", None)}
         rest = dict(metadata)
-        fields.update({k: rest.pop(k) for k in FIELDS if k in rest})
+        fields.update({k: rest.pop(k) for k in schema.METADATA if k in rest})
         return {**fields, "extra": {**rest.pop("extra", {}), **rest}}
 
     @staticmethod
     def fields_from_config(config: dict[str, Any]) -> dict[str, Any]:
         """Constructor metadata fields read from a config.json."""
-        return {**{k: config.get(k) for k in FIELDS}, "extra": config.get("extra")}
+        return {**{k: config.get(k) for k in schema.METADATA}, "extra": config.get("extra")}
 
     @abc.abstractmethod
     def tensors(self) -> dict[str, Tensor]:
@@ -81,14 +82,8 @@ class RelationArtifact(abc.ABC):
 
     def to_config(self) -> dict[str, Any]:
         """The config.json content (JSON-serialisable)."""
-        return {"library_name": "hf_labelsmooth", "format_version": io.FORMAT_VERSION, "artifact": self.kind,
-                "num_classes": self.num_classes, "label_names": self.label_names,
-                **{k: getattr(self, k) for k in FIELDS}, "extra": self.extra}
-
-    @classmethod
-    @abc.abstractmethod
-    def expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
-        """(required, optional) tensor shapes that a validated config justifies, by tensor name."""
+        return {**schema.header(self.kind), "num_classes": self.num_classes, "label_names": self.label_names,
+                **{k: getattr(self, k) for k in schema.METADATA}, "extra": self.extra}
 
     @classmethod
     @abc.abstractmethod
@@ -100,8 +95,8 @@ class RelationArtifact(abc.ABC):
         """Write the safetensors + config.json (+ README.md model card and heatmap PNG) as one unit.
 
         Everything is rendered in memory first; then config.json, written after the tensors and recording their
-        sha256, commits the save (`commit.save_folder`): a crash leaves the previous save or the new one, and the
-        temporary files of crashed saves are removed by the next save.
+        sha256, commits the save (`hf_labelsmooth._io.commit_folder`): a crash leaves the previous save or the new
+        one, and the temporary files of crashed saves are removed by the next save.
 
         Args:
             save_directory: Target directory (created if needed; other files in it are left alone).
@@ -114,10 +109,10 @@ class RelationArtifact(abc.ABC):
         from .card import card_files
 
         directory = Path(save_directory)
-        tensors = io.tensor_bytes(self.tensors(), {"format": "pt", "library": "hf_labelsmooth"})
+        tensors = {self.tensor_file: tensor_bytes(self.tensors(), TENSOR_METADATA)}
         files = card_files(self, repo_id=repo_id) if card else {}
         directory.mkdir(parents=True, exist_ok=True)
-        commit.save_folder(directory, self.tensor_file, tensors, self.to_config(), files)
+        commit_folder(directory, CONFIG_FILE, self.to_config(), tensors, files, managed=ARTIFACT_FILES)
         return directory
 
     @classmethod
@@ -142,21 +137,30 @@ class RelationArtifact(abc.ABC):
         """
         hub = {"revision": revision, "cache_dir": cache_dir, "force_download": force_download,
                "local_files_only": local_files_only, "token": token, "subfolder": subfolder}
-        folder = io.resolve_folder(pretrained_model_name_or_path, **hub)
-        config_path = folder.fetch(io.CONFIG_FILE)
-        config = io.read_config(config_path)
-        artifact = config.get("artifact") or "matrix"
+        folder = resolve_folder(pretrained_model_name_or_path, **hub)
+        config_path = folder.fetch(CONFIG_FILE)
+        config = schema.read_config(config_path)  # upgraded to the current format version
+        artifact = schema.kind_of(config)
         kind = RelationArtifact._kinds.get(artifact) if isinstance(artifact, str) else None
         if kind is None or (cls is not RelationArtifact and kind is not cls):
             raise ValueError(f"Expected a {cls.kind or 'relation'} artifact but got {config.get('artifact')!r:.80} "
                              f"in {config_path}. Load it with hf_labelsmooth.relations.load_relations(...).")
-        schema.check_config(config, kind.config_rules, config_path)
-
-        def check(specs: io.TensorSpecs) -> None:
-            schema.check_tensor_specs(specs, *kind.expected_tensors(config), config_path.parent / kind.tensor_file)
-
-        tensors, tensor_path = commit.read_committed(folder, kind.tensor_file, config, check)
+        schema.check_config(config, config_path)
+        tensors, tensor_path = kind.read_tensors(folder, config, config_path)
         return kind.from_files(config, tensors, tensor_path)
+
+    @classmethod
+    def read_tensors(cls, folder: Folder, config: dict[str, Any], config_path: Path) -> tuple[dict[str, Tensor], Path]:
+        """The tensors a checked config commits to (header checked against the config before the data is read)."""
+        def check(specs: TensorSpecs) -> None:
+            schema.check_tensor_specs(specs, config, config_path.parent / cls.tensor_file)
+
+        def read(path: Path) -> tuple[dict[str, Tensor], str]:
+            return read_tensor_file(path, check)
+
+        expected = recorded_digests(config, TENSOR_FILES).get(cls.tensor_file)
+        return read_committed(folder.fetch(cls.tensor_file), expected, read, record_file=CONFIG_FILE,
+                              local=folder.local is not None)
 
     def push_to_hub(self, repo_id: str, *, commit_message: str = "Upload class relations",
                     private: bool | None = None, token: str | None = None, branch: str | None = None,

@@ -5,14 +5,11 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..losses.registry import MethodCard, get_loss_class, is_loss
+from .constants import CARD_FILE, PNG_FILE
 from .extract import EXTRACTED_METHOD
-from .io import CARD_FILE, PNG_FILE
-
-if TYPE_CHECKING:
-    from .artifact import RelationArtifact
 
 logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
@@ -22,6 +19,27 @@ UNIFORM_NOTE = ("every other class gets the same mass: no learned relation (e.g.
 EXTRACTED_TITLE = "extracted from a trained classifier"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~])")
+
+
+class CardSource(Protocol):
+    """What a card reads of an artifact (`RelationArtifact` has it all; the card does not import it)."""
+
+    label_names: list[str]
+    method: str | None
+    alpha: float | None
+    source_model: str | None
+    dataset: str | None
+    epochs: int | float | None
+    extra: dict[str, Any]
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def top_related(self, k: int = 3, include_self: bool = False) -> list[list[tuple[str, float]]]: ...
+
+    def uniform_rows(self) -> list[bool]: ...
+
+    def plot(self, path: str | os.PathLike | None = None) -> Any: ...
 
 
 def literal(text: Any) -> str:
@@ -34,7 +52,7 @@ def method_card(method: str | None) -> MethodCard | None:
     return get_loss_class(method).card if method and is_loss(method) else None
 
 
-def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, top_k: int = 3,
+def render_card(matrix: CardSource, image_file: str | None = PNG_FILE, top_k: int = 3,
                 repo_id: str | None = None, template_path: str | os.PathLike | None = None) -> Any:
     """Render the model card (a `huggingface_hub.ModelCard`) of `matrix`.
 
@@ -53,8 +71,8 @@ def render_card(matrix: "RelationArtifact", image_file: str | None = PNG_FILE, t
     hub_dataset = matrix.dataset if matrix.dataset and HUB_ID.fullmatch(matrix.dataset) else None  # not local paths
     card_data = ModelCardData(library_name="hf_labelsmooth", tags=tags, datasets=[hub_dataset] if hub_dataset else None)
     uniform = matrix.uniform_rows()
-    rows = [(literal(name), [(literal(other), p) for other, p in related], flat)
-            for name, related, flat in zip(matrix.label_names, matrix.top_related(top_k), uniform)]
+    rows = [(literal(name), [(literal(other), p) for other, p in related], is_flat)
+            for name, related, is_flat in zip(matrix.label_names, matrix.top_related(top_k), uniform)]
     return ModelCard.from_template(
         card_data, template_path=str(template_path or TEMPLATE_PATH),
         method=matrix.method, method_title=info.title if info else (EXTRACTED_TITLE if extracted else matrix.method
@@ -82,7 +100,7 @@ def flat(extra: dict[str, Any]) -> dict[str, Any]:
     return rows
 
 
-def extraction_description(matrix: "RelationArtifact") -> str:
+def extraction_description(matrix: CardSource) -> str:
     """What an extracted matrix is: which model, which data, which statistic (`hf-labelsmooth extract`)."""
     found = matrix.extra.get("extraction")
     e: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -97,7 +115,7 @@ def extraction_description(matrix: "RelationArtifact") -> str:
             "which sets the smoothing mass α.")
 
 
-def card_files(matrix: "RelationArtifact", repo_id: str | None = None) -> dict[str, bytes]:
+def card_files(matrix: CardSource, repo_id: str | None = None) -> dict[str, bytes]:
     """``relation_matrix.png`` (heatmap, dense matrices only) and ``README.md`` (card), rendered in memory."""
     from .plot import figure_bytes
 

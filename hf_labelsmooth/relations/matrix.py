@@ -1,20 +1,22 @@
 """`ClassRelationMatrix`: a learned K×K class-relation matrix with its label names, as a Hub artifact.
 
-Files written by `save_pretrained`: ``relation_matrix.safetensors`` (tensor ``relation_matrix``, and ``logits`` for
-LLS / LS++ so that `subset` can re-apply the softmax), ``config.json`` (label names and metadata), ``README.md``
-(model card) and ``relation_matrix.png`` (heatmap). Loading reads only the safetensors and JSON files.
+Files written by `save_pretrained` (docs/format.md): ``relation_matrix.safetensors`` (tensor ``relation_matrix``,
+and ``logits`` for LLS / LS++ so that `subset` can re-apply the softmax), ``config.json`` (label names and
+metadata), ``README.md`` (model card) and ``relation_matrix.png`` (heatmap). Loading reads only the safetensors and
+JSON files.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
-from . import checks, io, schema
+from . import checks
 from .artifact import RelationArtifact
+from .constants import MATRIX_FILE
 
 UNIFORM_ATOL = 1e-6  # a row whose off-diagonal entries differ by less is uniform (no learned relation)
 
@@ -35,12 +37,8 @@ class ClassRelationMatrix(RelationArtifact):
         extra: Further JSON-serialisable metadata (kept in config.json under ``"extra"``).
     """
 
-    tensor_file = io.MATRIX_FILE
+    tensor_file = MATRIX_FILE
     kind = "matrix"
-    config_rules: ClassVar[dict[str, schema.Rule]] = {
-        "logits_kind": (schema.optional(lambda v: v in checks.LOGITS_KINDS),
-                        f"one of {list(checks.LOGITS_KINDS)} or null"),
-    }
 
     def __init__(self, matrix: Tensor, label_names: Sequence[str], *, logits: Tensor | None = None,
                  logits_kind: str | None = None, **metadata: Any) -> None:
@@ -77,11 +75,6 @@ class ClassRelationMatrix(RelationArtifact):
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "logits_kind": self.logits_kind}
-
-    @classmethod
-    def expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
-        k = config["num_classes"]
-        return {"relation_matrix": (k, k)}, {"logits": (k, k)}
 
     @classmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "ClassRelationMatrix":

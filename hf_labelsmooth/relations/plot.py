@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 from torch import Tensor
 
-from .files import check_output_file
-from .io import atomic_write_bytes
+from .._io import atomic_write_bytes, check_output_file
+from .constants import PNG_FILE
 
 IMAGE_FORMATS = ("png", "jpg", "jpeg", "svg", "pdf")
 
@@ -65,7 +65,7 @@ def plot_relation_matrix(matrix: Tensor, label_names: Sequence[str] | None = Non
 
 def image_format(path: str | os.PathLike) -> str:
     """The image format of a heatmap path: its suffix (png without one), after checking the path can be written."""
-    path = check_output_file(path)
+    path = check_output_file(path, example=PNG_FILE)
     fmt = path.suffix.lower().lstrip(".") or "png"
     if fmt not in IMAGE_FORMATS:
         raise ValueError(f"Expected a heatmap file ending in one of {['.' + f for f in IMAGE_FORMATS]} but got "

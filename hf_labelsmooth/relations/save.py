@@ -25,7 +25,8 @@ def save_relations(loss: Any, label_names: Sequence[str], directory: str | os.Pa
         label_names: Class names in the order of the model's outputs.
         directory: The artifact folder (integrations use ``<output_dir>/relation_matrix``).
         repo_id: Hub repo the folder is pushed to (shown in the card's usage snippet).
-        **metadata: ``source_model``, ``dataset``, ``epochs``; other keys go to the config's ``extra``.
+        **metadata: Metadata fields of `RelationArtifact` (``source_model``, ``dataset``, ...); other keys go to the
+            config's ``extra``.
 
     Returns:
         The folder written.

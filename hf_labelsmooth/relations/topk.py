@@ -1,21 +1,23 @@
 """`RelationTopK`: the per-row top-N relations of a sparse loss too large for a dense K×K artifact.
 
-Files: ``relation_topk.safetensors`` (``indices`` [K, N] class ids and ``values`` [K, N] their probabilities in R;
-the rest of a row's mass, the tail, is spread uniformly over the other classes) and ``config.json``.
+Files (docs/format.md): ``relation_topk.safetensors`` (``indices`` [K, N] class ids and ``values`` [K, N] their
+probabilities in R; the rest of a row's mass, the tail, is spread uniformly over the other classes) and
+``config.json``.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
 from ..losses.functional import topk_rows
 from ..losses.sparse.slots import DENSE_MATRIX_LIMIT
-from . import checks, io, schema
+from . import checks
 from .artifact import RelationArtifact
+from .constants import TOPK_FILE
 from .matrix import UNIFORM_ATOL
 
 
@@ -50,15 +52,11 @@ class RelationTopK(RelationArtifact):
         values: [K, N] their probabilities in R (the tail mass, 1 - row sum, is uniform over the other classes).
         label_names: K unique class names, in row order.
         include_self: Whether the tail covers the row's own class (False for LS++, whose diagonal is 0).
-        **metadata: ``method``, ``alpha``, ``source_model``, ``dataset``, ``epochs``, ``extra``.
+        **metadata: The metadata fields of `RelationArtifact` (``method``, ``alpha``, ...).
     """
 
-    tensor_file = io.TOPK_FILE
+    tensor_file = TOPK_FILE
     kind = "topk"
-    config_rules: ClassVar[dict[str, schema.Rule]] = {
-        "top_n": (lambda v: schema.is_count(v, 1), "an integer >= 1"),
-        "include_self": (lambda v: isinstance(v, bool), "true or false"),
-    }
 
     def __init__(self, indices: Tensor, values: Tensor, label_names: Sequence[str], *, include_self: bool = True,
                  **metadata: Any) -> None:
@@ -83,14 +81,6 @@ class RelationTopK(RelationArtifact):
 
     def to_config(self) -> dict[str, Any]:
         return {**super().to_config(), "top_n": self.top_n, "include_self": self.include_self}
-
-    @classmethod
-    def expected_tensors(cls, config: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
-        k, n = config["num_classes"], config.get("top_n")
-        if n is None or n > k:
-            raise ValueError(f"Expected `top_n` in [1, num_classes={k}] in the config.json of a top-N table but got "
-                             f"{n}. {schema.FIX}")
-        return {"indices": (k, n), "values": (k, n)}, {}
 
     @classmethod
     def from_files(cls, config: dict[str, Any], tensors: dict[str, Tensor], path: Path) -> "RelationTopK":

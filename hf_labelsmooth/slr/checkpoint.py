@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, Features, List, Value
 from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
-from ..relations.io import atomic_directory, write_json
+from .._io import atomic_directory, write_json
 
 STATE_FILE = "state.json"
 

@@ -12,7 +12,8 @@ import torch
 
 from hf_labelsmooth import load_relations
 from hf_labelsmooth.cli import main
-from trainer_data import TREC, make_digits_imagefolder, make_tiny_convnext, make_trec_csv, requires_shared
+from prepare_demo_data import make_digits_imagefolder
+from tests.support.trainer_data import TREC, make_tiny_convnext, make_trec_csv, requires_shared
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -177,7 +178,7 @@ def test_hub_id_without_network_is_one_line(digits, tmp_path) -> None:
 
 
 def test_extracted_matrix_trains_a_student_as_relation_matrix(digits, tmp_path) -> None:
-    from trainer_digits import LABELS, DigitsDataset, digits_args, tiny_model
+    from tests.support.trainer_digits import LABELS, DigitsDataset, digits_args, tiny_model
 
     from hf_labelsmooth import LabelSmoothingTrainer
 
@@ -203,8 +204,8 @@ def test_extracted_matrix_trains_a_student_as_relation_matrix(digits, tmp_path) 
 @pytest.mark.slow
 def test_readme_chain_script_model_then_extract_then_student(digits, tmp_path, monkeypatch) -> None:
     """The README's commands in small: a model trained by the image script (ce), extract, a student reading it."""
-    from trainer_data import CONFIGS
-    from trainer_scripts import run_script
+    from tests.support.paths import CONFIGS
+    from tests.support.trainer_scripts import run_script
 
     common = ["--config_name", str(CONFIGS / "convnext-digits"), "--dataset_name", str(digits), "--augment", "False",
               "--num_train_epochs", "1", "--learning_rate", "3e-3", "--per_device_train_batch_size", "16"]

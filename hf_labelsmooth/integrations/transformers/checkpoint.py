@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from ...losses.base import RelationLoss
 from ...losses.states import world_size
-from ...relations.io import write_tensors
+from ..._io import write_tensors
 
 LOSS_STATE_FILE = "relation_loss.safetensors"
 

@@ -22,7 +22,7 @@ from transformers import TrainingArguments, get_scheduler
 
 from ...losses.base import RelationLoss
 from ...optim import default_relation_lr, relation_param_groups
-from ...relations.io import write_tensors
+from ..._io import write_tensors
 
 OPTIMIZER_STATE_FILE = "relation_optimizer.safetensors"
 

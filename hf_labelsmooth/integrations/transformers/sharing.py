@@ -12,7 +12,8 @@ from transformers import Trainer
 
 from ...losses.base import RelationLoss
 from ...relations import ARTIFACT_DIR, save_relations
-from ...relations.io import CONFIG_FILE, is_own_config
+from ...relations.constants import CONFIG_FILE
+from ...relations.folders import is_own_config
 from .checkpoint import load_loss_state
 from .model_card import add_card_section, card_section, hub_id, round_epochs
 
