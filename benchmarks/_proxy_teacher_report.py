@@ -12,6 +12,7 @@ from _fidelity_common import mean_std, table
 from hf_labelsmooth.metrics.functional import relation_stats
 from hf_labelsmooth._io import atomic_write_bytes
 
+NOTES = "## What it shows"
 ROWS = (("ce", "ce", "–"), ("ls", "ls (uniform, α 0.1)", "–"),
         ("pt-lspp", "relation_prior ← LS++ teacher's matrix (PT-LS++)", "teacher-lspp"),
         ("extracted", "relation_prior ← matrix extracted from a ce teacher", "ce"))
@@ -41,17 +42,20 @@ def seconds(value: float) -> str:
 def score_rows(results: dict) -> list[list[str]]:
     rows = []
     for key, label, teacher in ROWS:
-        if key not in results:
+        if key not in results or (teacher != "–" and teacher not in results):
             continue
         runs = [results[key][s] for s in sorted(results[key])]
-        ce = [results["ce"][s]["accuracy"] for s in sorted(results[key])] if "ce" in results else None
-        delta = mean_std([r["accuracy"] - c for r, c in zip(runs, ce)], 100) if ce else "–"
-        rows.append([label, mean_std([r["accuracy"] for r in runs], 100), delta,
+        ce = results.get("ce", {})
+        delta = mean_std([results[key][s]["accuracy"] - ce[s]["accuracy"] for s in sorted(results[key]) if s in ce],
+                         100)
+        rows.append([label, str(len(runs)), mean_std([r["accuracy"] for r in runs], 100), delta,
                      mean_std([r["nll"] for r in runs], 1, 3), mean_std([r["ece"] for r in runs], 100),
                      teacher_cost(results, teacher), seconds(statistics.mean(r['seconds'] for r in runs))])
     for key, label in (("teacher-lspp", "(teacher) lspp, seed 100+s"),):
-        runs = list(results[key].values())
-        rows.append([label, mean_std([r["accuracy"] for r in runs], 100), "–",
+        runs = list(results.get(key, {}).values())
+        if not runs:
+            continue
+        rows.append([label, str(len(runs)), mean_std([r["accuracy"] for r in runs], 100), "–",
                      mean_std([r["nll"] for r in runs], 1, 3), mean_std([r["ece"] for r in runs], 100), "–",
                      seconds(statistics.mean(r['seconds'] for r in runs))])
     return rows
@@ -62,7 +66,9 @@ def matrix_rows(results: dict) -> list[list[str]]:
     rows, tops = [], {}
     for key, label in (("teacher-lspp", "LS++ teacher (learned)"), ("ce", "ce teacher (extracted)")):
         field = "matrix" if key == "teacher-lspp" else "extracted"
-        mats = [m for r in results[key].values() for m in matrices(r, field)]
+        mats = [m for r in results.get(key, {}).values() for m in matrices(r, field)]
+        if not mats:
+            return rows
         tops[key] = [m.clone().fill_diagonal_(-1).argmax(-1) for m in mats]
         k = mats[0].shape[0]
         stats = [relation_stats(m)["relation_entropy"] for m in mats]
@@ -101,11 +107,14 @@ def write_report(args: argparse.Namespace, all_results: dict, wall: float) -> No
               "trec": f"pretrained MiniLM fine-tuned with `LabelSmoothingTrainer` (`fidelity_text.py`), "
                       f"{args.trec_samples or 5452} training questions, {args.trec_max_length} tokens, "
                       f"{args.trec_epochs} epochs, 50 fine labels; students read the matrix via `relation_matrix`"}
-    header = ["student", "accuracy (%)", "Δ acc vs ce (points)", "NLL", "ECE (%)", "teacher cost (s)", "student (s)"]
+    header = ["student", "seeds", "accuracy (%)", "Δ acc vs ce (points)", "NLL", "ECE (%)", "teacher cost (s)",
+              "student (s)"]
     for name, results in all_results.items():
         lines += [f"## {name}", "", setups[name.split("-")[0]] + ".", ""]
         lines += table(header, score_rows(results)) + [""]
         lines += table(["matrix", "row entropy (nats)", "uniform off-diagonal", "mean largest off-diagonal entry"],
                        matrix_rows(results)) + [""]
-    atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
+    notes = args.out.read_text().partition(NOTES)[2] if args.out.exists() else ""
+    text = "\n".join(lines) + "\n" + (NOTES + notes if notes else "")  # hand-written findings survive a rerun
+    atomic_write_bytes(args.out, text.encode())
     print("\n".join(lines))

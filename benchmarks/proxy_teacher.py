@@ -135,8 +135,10 @@ def study(args: argparse.Namespace, task, cache: RunCache) -> dict:
     extra training cost). Every result cached by key."""
     results: dict = {}
 
-    def get(key: str, seed: int, make) -> dict:
+    def get(key: str, seed: int, make) -> dict | None:
         found = cache.get(f"{key}-s{seed}")
+        if found is None and args.report_only:
+            return None
         if found is None:
             found = make()
             cache.put(f"{key}-s{seed}", found)
@@ -149,9 +151,10 @@ def study(args: argparse.Namespace, task, cache: RunCache) -> dict:
         get("ce", seed, lambda: task("ce", seed, extract=True))
     for seed in seeds:
         teacher = get("teacher-lspp", seed, lambda: task("lspp", TEACHER_SEED + seed))
-        priors = {"pt-lspp": teacher["matrix"], "extracted": results["ce"][(seed + 1) % args.seeds]["extracted"]}
+        ce_teacher = results.get("ce", {}).get((seed + 1) % args.seeds)
+        priors = {"pt-lspp": teacher and teacher["matrix"], "extracted": ce_teacher and ce_teacher["extracted"]}
         for student in args.students:
-            if student != "ce":
+            if student != "ce" and (student == "ls" or priors[student] is not None):
                 method = "ls" if student == "ls" else "relation_prior"
                 get(student, seed, lambda: task(method, seed, matrix=priors.get(student)))
     return results
@@ -174,6 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--correct-only", action="store_true", help="extraction: correctly classified samples only")
     p.add_argument("--reverse-seeds", action="store_true",
                    help="run the seeds last to first (a second process on the same --cache meets the first halfway)")
+    p.add_argument("--report-only", action="store_true", help="write the report from the cached runs, train nothing")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=Path("outputs/proxy_teacher_cache"))
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_proxy_teacher.md"))

@@ -13,7 +13,8 @@ import torch
 from hf_labelsmooth import load_relations
 from hf_labelsmooth.cli import main
 from prepare_demo_data import make_digits_imagefolder
-from tests.support.trainer_data import TREC, make_tiny_convnext, make_trec_csv, requires_shared
+from tests.support.trainer_data import (FSDD, TREC, make_fsdd_folders, make_tiny_convnext, make_tiny_wav2vec2,
+                                       make_trec_csv, requires_shared)
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -129,6 +130,18 @@ def test_transformers_text_model_on_trec(tmp_path) -> None:
     assert saved.extra["extraction"]["empty_classes"] == ["ABBR"]
     assert saved.label_names == names and saved.dataset == str(data)
     assert saved.extra["extraction"]["samples"] == 40
+
+
+@requires_shared(FSDD)
+def test_transformers_audio_model_on_fsdd(tmp_path) -> None:
+    data = make_fsdd_folders(tmp_path / "fsdd", speakers=("george",), max_index=7)  # 2 training clips per digit
+    model = make_tiny_wav2vec2(tmp_path / "wav2vec2")
+    assert run_cli(str(model), "--dataset_name", str(data), "--max_length_seconds", "0.5", "--batch_size", "8",
+                   "--match_labels_by", "index", "--correct_only", "--output_dir", str(tmp_path / "m")) == 0
+    saved = load_relations(tmp_path / "m")
+    extraction = saved.extra["extraction"]
+    assert saved.label_names == DIGITS and extraction["samples"] == 20 and extraction["correct_only"] is True
+    assert extraction["framework"] == "transformers" and torch.allclose(saved.matrix.sum(-1), torch.ones(10))
 
 
 def test_classes_without_samples_get_uniform_rows_and_other_sizes_are_refused(digits, timm_folder, tmp_path,
