@@ -81,7 +81,8 @@ def matrix_rows(results: dict) -> list[list[str]]:
 
 def write_report(args: argparse.Namespace, all_results: dict, wall: float) -> None:
     o = args.options
-    command = "python benchmarks/proxy_teacher.py " + " ".join(sys.argv[1:])
+    shown = [a for a in sys.argv[1:] if a != "--report-only"]  # a report rebuilt from the cache names the full run
+    command = "python benchmarks/proxy_teacher.py " + " ".join(shown)
     summed = sum(r["seconds"] + r.get("extract_seconds", 0.0) for results in all_results.values()
                  for runs in results.values() for r in runs.values())
     lines = ["# Proxy teachers: relation_prior from an LS++ teacher vs a matrix extracted from a ce teacher", "",

@@ -129,35 +129,44 @@ class Trec:
         return {k: v for k, v in result.items() if k not in ("predictions", "max_dev", "uniform_rows")}
 
 
-def study(args: argparse.Namespace, task, cache: RunCache) -> dict:
-    """Per seed: the ce student (its training-set predictions extracted), the LS++ teacher, then the other students;
-    the extracted prior of seed s comes from the ce run of seed s + 1 (another init and order: a ce teacher at no
-    extra training cost). Every result cached by key."""
-    results: dict = {}
+class Study:
+    """Per seed: the ce student (its training-set predictions extracted), then the other students, the LS++ teacher
+    trained when PT-LS++ needs it; the extracted prior of seed s comes from the ce run of seed s + 1 (another init and
+    order: a ce teacher at no extra training cost). Every result cached by key."""
 
-    def get(key: str, seed: int, make) -> dict | None:
-        found = cache.get(f"{key}-s{seed}")
-        if found is None and args.report_only:
+    def __init__(self, args: argparse.Namespace, task, cache: RunCache) -> None:
+        self.args, self.task, self.cache, self.results = args, task, cache, {}
+
+    def get(self, key: str, seed: int, make) -> dict | None:
+        found = self.cache.get(f"{key}-s{seed}")
+        if found is None and self.args.report_only:
             return None
         if found is None:
             found = make()
-            cache.put(f"{key}-s{seed}", found)
-        print(f"{task.name} {key} s{seed}: acc {found['accuracy']:.4f} nll {found['nll']:.4f} ece {found['ece']:.4f} "
-              f"({found['seconds']:.0f}s)", flush=True)
-        return results.setdefault(key, {}).setdefault(seed, found)
+            self.cache.put(f"{key}-s{seed}", found)
+        print(f"{self.task.name} {key} s{seed}: acc {found['accuracy']:.4f} nll {found['nll']:.4f} "
+              f"ece {found['ece']:.4f} ({found['seconds']:.0f}s)", flush=True)
+        return self.results.setdefault(key, {}).setdefault(seed, found)
 
-    seeds = list(range(args.seeds))[::-1 if args.reverse_seeds else 1]
-    for seed in seeds:
-        get("ce", seed, lambda: task("ce", seed, extract=True))
-    for seed in seeds:
-        teacher = get("teacher-lspp", seed, lambda: task("lspp", TEACHER_SEED + seed))
-        ce_teacher = results.get("ce", {}).get((seed + 1) % args.seeds)
-        priors = {"pt-lspp": teacher and teacher["matrix"], "extracted": ce_teacher and ce_teacher["extracted"]}
-        for student in args.students:
-            if student != "ce" and (student == "ls" or priors[student] is not None):
-                method = "ls" if student == "ls" else "relation_prior"
-                get(student, seed, lambda: task(method, seed, matrix=priors.get(student)))
-    return results
+    def prior(self, student: str, seed: int) -> list | dict | None:
+        """The student's matrix, None where its teacher is not there."""
+        if student == "pt-lspp":
+            teacher = self.get("teacher-lspp", seed, lambda: self.task("lspp", TEACHER_SEED + seed))
+            return teacher and teacher["matrix"]
+        ce_teacher = self.results.get("ce", {}).get((seed + 1) % self.args.seeds)
+        return ce_teacher and ce_teacher["extracted"]
+
+    def run(self) -> dict:
+        seeds = list(range(self.args.seeds))[::-1 if self.args.reverse_seeds else 1]
+        for seed in seeds:
+            self.get("ce", seed, lambda: self.task("ce", seed, extract=True))
+        for seed in seeds:
+            for student in self.args.students:
+                matrix = self.prior(student, seed) if student not in ("ce", "ls") else None
+                if student == "ls" or matrix is not None:
+                    method = "ls" if student == "ls" else "relation_prior"
+                    self.get(student, seed, lambda: self.task(method, seed, matrix=matrix))
+        return self.results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -206,7 +215,7 @@ def main() -> None:
     for name in args.datasets:
         for task in tasks[name]():
             cache = RunCache(args.cache / f"{task.name}-{settings_hash(args, name)}")
-            all_results[task.name] = study(args, task, cache)
+            all_results[task.name] = Study(args, task, cache).run()
     from _proxy_teacher_report import write_report
 
     write_report(args, all_results, time.time() - start)
