@@ -137,7 +137,7 @@ def main() -> None:
             for method in methods:
                 acc, ece, probs, loss_fn = score(method, xtr, noisy, xte, yte, seed, args.epochs, ece_metric)
                 scores.setdefault((rate, method), []).append((acc, ece))
-                if loss_fn is not None and loss_fn.learns_relations:
+                if loss_fn is not None and loss_fn.spec.learns_relations:
                     matrices[(rate, method)] = matrices.get((rate, method), 0) + loss_fn.relation_matrix()
                 if method == "ce" and rate == 0.0:
                     confusion.index_put_((yte, probs.argmax(-1)), torch.ones(len(yte)), accumulate=True)

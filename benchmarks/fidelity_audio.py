@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, data: tuple, held_out: str, method: str, seed:
     model.eval()
     with torch.no_grad():
         result = {**scores(model(xt), yt), "seconds": time.time() - start}
-    if getattr(loss, "learns_relations", False):
+    if getattr(getattr(loss, "spec", None), "learns_relations", False):
         result.update({k: v for k, v in matrix_facts(loss).items() if k != "matrix"})
     if after is not None:
         result.update(after(model, loss, x, y))

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
               "seconds": time.time() - start, "steps": trainer.state.global_step,
               "predictions": torch.as_tensor(pred.predictions).argmax(-1).tolist(),
               "train_metrics": {k: v for k, v in train_metrics.items() if k.startswith("relation_")}}
-    if trainer.relation_loss.learns_relations:
+    if trainer.relation_loss.spec.learns_relations:
         result.update(matrix_facts(trainer.relation_loss))
     return {**result, **(after(trainer, data) if after is not None else {})}
 

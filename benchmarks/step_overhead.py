@@ -30,8 +30,8 @@ def make_step(name: str, model: torch.nn.Module, images: torch.Tensor, labels: t
     """One training step with loss `name` ("ce" = F.cross_entropy)."""
     loss_fn = create_loss(name, 1000).train() if name != "ce" else None
     groups = [{"params": list(model.parameters())}]
-    if loss_fn is not None and loss_fn.requires_optimizer:  # lls: no decay on its matrix (relation_weight_decay)
-        wd = 1e-4 if loss_fn.relation_weight_decay is None else loss_fn.relation_weight_decay
+    if loss_fn is not None and loss_fn.spec.requires_optimizer:  # lls: no decay on its matrix (relation_weight_decay)
+        wd = 1e-4 if loss_fn.spec.relation_weight_decay is None else loss_fn.spec.relation_weight_decay
         groups.append({"params": list(loss_fn.parameters()), "weight_decay": wd})
     opt = torch.optim.SGD(groups, lr=1e-3, momentum=0.9, weight_decay=1e-4)
 
@@ -50,9 +50,9 @@ def isolated_cost(name: str, batch: int, reps: int = 200) -> float:
     logits = torch.randn(batch, 1000).requires_grad_()
     labels = torch.randint(0, 1000, (batch,))
     loss_fn = create_loss(name, 1000).train()
-    wd = 1e-4 if loss_fn.relation_weight_decay is None else loss_fn.relation_weight_decay
+    wd = 1e-4 if loss_fn.spec.relation_weight_decay is None else loss_fn.spec.relation_weight_decay
     opt = torch.optim.SGD(loss_fn.parameters(), lr=1e-3, momentum=0.9, weight_decay=wd) if (
-        loss_fn.requires_optimizer) else None
+        loss_fn.spec.requires_optimizer) else None
 
     def ours() -> None:
         loss_fn(logits, labels).backward()

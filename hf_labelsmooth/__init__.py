@@ -9,8 +9,8 @@ import importlib
 from typing import Any
 
 from .losses import (CrossEntropy, LabelSmoothing, LabelSmoothingPlusPlus, LearnableLabelSmoothing,
-                     LearnableRelationLoss, OnlineLabelSmoothing, RelationLoss, RelationPrior, SoftKL, create_loss,
-                     get_loss_class, is_loss, list_losses, register_loss)
+                     LearnableRelationLoss, MethodCard, MethodSpec, OnlineLabelSmoothing, RelationLoss, RelationPrior,
+                     SoftKL, create_loss, get_loss_class, is_loss, list_losses, register_loss)
 
 __version__ = "0.1.0"
 
@@ -25,8 +25,8 @@ _LAZY = {  # name -> (module, extra): imported on first access
 }
 __all__ = [
     "CrossEntropy", "LabelSmoothing", "LabelSmoothingPlusPlus", "LearnableLabelSmoothing", "LearnableRelationLoss",
-    "OnlineLabelSmoothing", "RelationLoss", "RelationPrior", "SoftKL", "create_loss", "get_loss_class", "is_loss",
-    "list_losses", "register_loss", *_LAZY,
+    "MethodCard", "MethodSpec", "OnlineLabelSmoothing", "RelationLoss", "RelationPrior", "SoftKL", "create_loss",
+    "get_loss_class", "is_loss", "list_losses", "register_loss", *_LAZY,
 ]
 
 

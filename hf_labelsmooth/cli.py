@@ -56,7 +56,7 @@ def format_summary(matrix, top: int) -> str:
     from .relations.card import UNIFORM_NOTE
     from .relations.schema import METADATA
 
-    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in METADATA if getattr(matrix, k) is not None)
+    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in METADATA if getattr(matrix, k) not in (None, {}))
     lines = [f"class-relation matrix: K={matrix.num_classes}" + (f", {meta}" if meta else ""),
              f"top {min(top, matrix.num_classes - 1)} related classes (row: true class, self excluded):"]
     names = {name: printable(name) for name in matrix.label_names}

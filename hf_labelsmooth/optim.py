@@ -53,7 +53,7 @@ def relation_param_groups(loss: RelationLoss, lr: float, weight_decay: float | N
         loss: The loss module.
         lr: Learning rate of the matrix (`default_relation_lr` gives the default for a network's optimizer).
         weight_decay: Weight decay of the matrix; ``None`` takes the method's default
-            (`loss.relation_weight_decay`, where ``None`` means `network_weight_decay`).
+            (`loss.spec.relation_weight_decay`, where ``None`` means `network_weight_decay`).
         network_weight_decay: The network's weight decay, used when the method follows it (LS++).
 
     Returns:
@@ -63,7 +63,8 @@ def relation_param_groups(loss: RelationLoss, lr: float, weight_decay: float | N
     if not params:
         return []
     if weight_decay is None:
-        weight_decay = network_weight_decay if loss.relation_weight_decay is None else loss.relation_weight_decay
+        decay = loss.spec.relation_weight_decay
+        weight_decay = network_weight_decay if decay is None else decay
     return [{"params": params, "lr": lr, "weight_decay": weight_decay, "name": "relation_matrix"}]
 
 
@@ -116,6 +117,6 @@ class StillMatrixCheck:
         self.warned = True
         at = f" (now {lr:g})" if lr is not None else ""
         logger.warning("The learnable relation matrix of %r has not moved after epoch %g: max |Δ logits| = %.2g < %g, "
-                       "so it still smooths uniformly. Raise `%s`%s.", self.loss.name, epoch, moved, self.threshold,
-                       self.flag, at)
+                       "so it still smooths uniformly. Raise `%s`%s.", self.loss.spec.name, epoch, moved,
+                       self.threshold, self.flag, at)
         return True

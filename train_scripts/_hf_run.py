@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hf_labelsmooth.integrations.transformers.checkpoint import check_resumable
-from hf_labelsmooth.integrations.transformers.model_card import describe_source
+from hf_labelsmooth.relations.provenance import SCRATCH_MARK, describe_source
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def setup_logging(training_args: Any) -> None:
         transformers.utils.logging.set_verbosity_info()
     level = training_args.get_process_log_level()
     logger.setLevel(level)
+    logging.getLogger("hf_labelsmooth").setLevel(level)  # e.g. which relation_prior matrix was loaded
     datasets.utils.logging.set_verbosity(level)
     datasets.utils.logging.disable_propagation()  # datasets has its own handler: the root's would print lines twice
     transformers.utils.logging.set_verbosity(level)
@@ -118,7 +119,7 @@ def trainer_sources(model_args: ModelArguments, dataset: str | None, dataset_con
     """`LabelSmoothingTrainer` keywords naming the base model and data (recorded in the matrix and model card)."""
     source = model_args.model_name_or_path
     if source is None:
-        source = f"none: trained from scratch from the config {describe_source(model_args.config_name)}"
+        source = f"{SCRATCH_MARK} from the config {describe_source(model_args.config_name)}"
     return {"source_model": source, "dataset": dataset, "dataset_config": dataset_config}
 
 

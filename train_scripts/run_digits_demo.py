@@ -96,10 +96,11 @@ def evaluate(model, split: Split) -> dict[str, float]:
 
 def save_matrix(method: str, loss_fn, args: argparse.Namespace) -> str:
     from hf_labelsmooth.relations import save_relations
+    from hf_labelsmooth.relations.provenance import SCRATCH_MARK
 
-    path = os.path.join(args.output_dir, method)
-    save_relations(loss_fn, LABELS, path, source_model=f"timm/{args.model}", dataset="sklearn digits (upscaled 16x16)",
-                   epochs=args.epochs)
+    path = os.path.join(args.output_dir, method)  # source: no Hub id (a from-scratch timm model has no base model)
+    save_relations(loss_fn, LABELS, path, source_model=f"{SCRATCH_MARK} (timm architecture {args.model})",
+                   dataset="sklearn digits (upscaled 16x16)", epochs=args.epochs)
     return path
 
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         start = time.perf_counter()
         model, loss_fn = train(method, train_split, args)
         row = {"method": method, **evaluate(model, test_split), "seconds": time.perf_counter() - start}
-        row["matrix"] = save_matrix(method, loss_fn, args) if loss_fn.learns_relations else "–"
+        row["matrix"] = save_matrix(method, loss_fn, args) if loss_fn.spec.learns_relations else "–"
         rows.append(row)
         print(f"{method}: accuracy {row['accuracy']:.4f}  nll {row['nll']:.4f}  ece {row['ece']:.4f}", flush=True)
     table = format_table(rows)

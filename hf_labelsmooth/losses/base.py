@@ -9,11 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from .eager import eager_only
+from .functional import one_hot
+from .spec import UNREGISTERED, MethodCard, MethodSpec, SpecField
+from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
 from .validation import as_class_ids, check_alpha, check_finite_loss, check_logits_shape, check_num_classes, \
     check_reduction, check_target
-from .functional import one_hot
-from .registry import MethodCard
-from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # read as they are by `casts_logits` losses; float64 becomes float32
 
@@ -27,7 +27,8 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
 
     Args:
         num_classes: Number of classes K.
-        alpha: Mass moved off the one-hot, in [0, 1] (one meaning for every method); ``None`` takes `default_alpha`.
+        alpha: Mass moved off the one-hot, in [0, 1] (one meaning for every method); ``None`` takes the spec's
+            `default_alpha`.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values). An empty batch (B = 0, e.g.
             the last shard of a sampler) gives 0 for ``"mean"`` and ``"sum"`` (``F.cross_entropy`` gives NaN for
             ``"mean"``: 0 keeps logged averages and other processes' gradients intact), with zero gradients.
@@ -36,17 +37,18 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
             (``fullgraph=True``).
     """
 
-    # Method facts, declared once here and read by every integration, the artifact writer and the card.
-    name: ClassVar[str] = ""  # set by @register_loss
-    default_alpha: ClassVar[float] = 0.1
-    requires_optimizer: ClassVar[bool] = False  # owns parameters that must go in the optimizer
-    relation_weight_decay: ClassVar[float | None] = None  # None: the network's weight decay
-    learns_relations: ClassVar[bool] = False  # training learns a matrix worth saving and sharing
-    supports_top_n: ClassVar[bool] = False  # accepts `top_n=N` sparse rows
-    logits_kind: ClassVar[str | None] = None  # how stored `logits` map to R: "softmax" or "masked_softmax"
-    period_option: ClassVar[str | None] = None  # constructor option that sets an update period in batches
-    requires_matrix: ClassVar[bool] = False  # built from a saved matrix (`matrix=`, `--relation_matrix`)
-    card: ClassVar[MethodCard | None] = None  # model-card text of matrices this method learns
+    spec: ClassVar[MethodSpec] = UNREGISTERED  # the method's facts, set by @register_loss(MethodSpec(...))
+    name: SpecField[str] = SpecField()
+    default_alpha: SpecField[float] = SpecField()
+    learns_relations: SpecField[bool] = SpecField()
+    requires_optimizer: SpecField[bool] = SpecField()
+    relation_weight_decay: SpecField[float | None] = SpecField()
+    supports_top_n: SpecField[bool] = SpecField()
+    logits_kind: SpecField[str | None] = SpecField()
+    period_option: SpecField[str | None] = SpecField()
+    requires_matrix: SpecField[bool] = SpecField()
+    card: SpecField[MethodCard | None] = SpecField()
+    # How `forward` feeds `compute` (implementation switches of the class, not facts of the method):
     dense_hard_targets: ClassVar[bool] = True  # False: `compute`/`update` get target=None for hard labels
     casts_logits: ClassVar[bool] = False  # True: `compute` gets bf16/fp16 logits as they are and does float32 maths
 
@@ -55,7 +57,7 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
     ) -> None:
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
-        self.alpha = check_alpha(self.default_alpha if alpha is None else alpha)
+        self.alpha = check_alpha(self.spec.default_alpha if alpha is None else alpha)
         self.reduction = check_reduction(reduction)
         self.check_inputs = check_inputs
         self.batches_seen = 0
@@ -63,8 +65,8 @@ class RelationLoss(nn.Module, metaclass=abc.ABCMeta):
 
     @classmethod
     def has_update_period(cls, top_n: int | None = None) -> bool:
-        """Whether this method refreshes its relations on a period (`period_option`) with these options."""
-        return cls.period_option is not None
+        """Alias of ``spec.has_update_period(top_n)`` (see `SpecField`)."""
+        return cls.spec.has_update_period(top_n)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Loss of `logits` [B, K] against class ids [B] (any integer dtype) or soft targets [B, K]; float32 maths and

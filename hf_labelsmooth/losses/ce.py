@@ -5,17 +5,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy
+from .registry import MethodSpec, register_loss
 from .validation import NO_IGNORE_INDEX
 
 
-@register_loss("ce")
+@register_loss(MethodSpec(name="ce", default_alpha=0.0))
 class CrossEntropy(RelationLoss):
     """Cross-entropy against hard or soft targets. `alpha` must stay 0 (use ``"ls"`` for smoothing)."""
 
-    default_alpha = 0.0
     dense_hard_targets = False
 
     def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:

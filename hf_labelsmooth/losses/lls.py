@@ -4,13 +4,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .kernels.fused_lls import NORMAL, DenseHardLLS, SparseHardLLS
-from .registry import MethodCard, register_loss
-from .learnable import LearnableRelationLoss
 from .functional import LOG_TINY, kl_divergence, may_sync, mix, one_hot, relation_targets, safe_log
+from .kernels import fused_lls
+from .kernels.fused_lls import NORMAL
+from .learnable import LearnableRelationLoss
+from .registry import MethodCard, MethodSpec, register_loss
+
+SPEC = MethodSpec(
+    name="lls", default_alpha=0.1, learns_relations=True, requires_optimizer=True,
+    relation_weight_decay=0.0,  # the appendix pseudo-code applies no decay to Q
+    supports_top_n=True, logits_kind="softmax", period_option="refresh_every", period_needs_top_n=True,
+    card=MethodCard(
+        title="Learnable Label Smoothing (LLS)",
+        description="LLS learns logits Q with R[y] = softmax(Q[y]) (diagonal included). Target "
+                    "(1-α)·e_y + α·R[y], loss (KL(t‖p) + KL(p‖t)) / 2 with gradients to the network and Q.",
+        bibtex="@misc{anonymous_lls,\n  title  = {LLS: Regulating Neural Network Training via Learnable Label "
+               "Smoothing},\n  author = {Anonymous authors},\n  note   = {Paper under double-blind review}\n}",
+    ),
+)
 
 
-@register_loss("lls")
+@register_loss(SPEC)
 class LearnableLabelSmoothing(LearnableRelationLoss):
     """Target t = (1-α)·e_y + α·softmax(Q[y]); loss (KL(t‖p) + KL(p‖t)) / 2, gradients to the network and Q.
 
@@ -21,7 +35,7 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
     Args:
         num_classes: Number of classes K.
         alpha: Mass moved off the one-hot onto R[y] (default 0.1).
-        top_n: Keep N learnable classes per row (`logits` K×N plus `tail_logits` K, see `_sparse`), the paper's
+        top_n: Keep N learnable classes per row (`logits` K×N plus `tail_logits` K, `TopNLogits`), the paper's
             Sec. 6 proposal; ``None`` (default) is the dense K×K parameter. N = K equals the dense loss.
         slot_init: K×N class ids to start the slots from (e.g. a prior's top-N); default: y, y+1, …, y+N-1 mod K.
         refresh_every: Refresh the slots every N training batches (default: at each `end_epoch()`).
@@ -30,36 +44,14 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
         **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
     """
 
-    default_alpha = 0.1
-    relation_weight_decay = 0.0  # the appendix pseudo-code applies no decay to Q
-    logits_kind = "softmax"
-    card = MethodCard(
-        title="Learnable Label Smoothing (LLS)",
-        description="LLS learns logits Q with R[y] = softmax(Q[y]) (diagonal included). Target "
-                    "(1-α)·e_y + α·R[y], loss (KL(t‖p) + KL(p‖t)) / 2 with gradients to the network and Q.",
-        bibtex="@misc{anonymous_lls,\n  title  = {LLS: Regulating Neural Network Training via Learnable Label "
-               "Smoothing},\n  author = {Anonymous authors},\n  note   = {Paper under double-blind review}\n}",
-    )
-    include_self = True
-    casts_logits = True  # hard labels: fused float32 maths (`_fused_lls`) straight from the logits' own dtype
-
-    def relation_rows(self, classes: Tensor) -> Tensor:
-        """softmax(Q[classes]) in float32."""
-        if self.top_n is not None:
-            return self._sparse_log_rows(classes).exp()
-        return self.logits.index_select(0, classes).float().softmax(dim=-1)
+    casts_logits = True  # hard labels: fused float32 maths (`kernels.fused_lls`) straight from the logits' own dtype
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         """Per-sample loss. log t is exact (log α + log R) where α·R underflows float32, on every path; where t is
         exactly 0 (α = 0: class ids take the plain path, as -inf logits need) it is log(tiny), so KL(p‖t) stays finite.
         """
-        if labels is not None and self.alpha > 0 and self.top_n is None:
-            return DenseHardLLS.apply(logits, labels, self.logits, self.alpha)
-        if labels is not None and self.alpha > 0:  # sparse: the fused pass also finds the most probable wrong classes
-            loss, wrong, score = SparseHardLLS.apply(logits, labels, *self._sparse_slot_logs(labels), self.n_tail,
-                                                     self.alpha, self.training)
-            self._confusions = (wrong, score) if self.training else None  # recorded by `update`
-            return loss
+        if labels is not None and self.alpha > 0:  # top-N: the fused pass also finds the most probable wrong classes
+            return self.rows.hard_loss(fused_lls, logits, labels, self.alpha)
         log_p = logits.float().log_softmax(dim=-1)
         dense = one_hot(labels, self.num_classes) if labels is not None else target
         assert dense is not None  # soft targets always come dense (RelationLoss.forward)
@@ -75,18 +67,8 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
             return t, safe_log(t)
 
         def rows(classes: Tensor) -> Tensor:
-            if self.top_n is not None:
-                return self._sparse_log_rows(classes).double().exp()
-            return self.logits.index_select(0, classes).double().softmax(dim=-1)
+            return self.rows.relation_rows(classes, torch.float64)
 
         t = mix(target.double(), relation_targets(target.double(), labels, rows), self.alpha)
         log_t = torch.where(t > 0, t.clamp_min(torch.finfo(t.dtype).tiny).log(), LOG_TINY)
         return t.float(), log_t.float()
-
-    def relation_matrix(self) -> Tensor:
-        if self.top_n is not None:
-            return self._sparse_relation_matrix()
-        return self.logits.detach().float().softmax(dim=-1)
-
-    def no_weight_decay(self) -> set[str]:
-        return {"logits", "tail_logits"} if self.top_n is not None else {"logits"}

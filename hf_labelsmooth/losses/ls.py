@@ -5,21 +5,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .kernels.fused_ce import smoothed_cross_entropy
-from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy
+from .kernels.fused_ce import smoothed_cross_entropy
+from .registry import MethodSpec, register_loss
 from .validation import NO_IGNORE_INDEX
 
 
 FUSED_FROM_K = 2048  # float32 logits: torch's kernel has fewer ops (small K); the fused one fewer passes (large K)
 
 
-@register_loss("ls")
+@register_loss(MethodSpec(name="ls", default_alpha=0.1))
 class LabelSmoothing(RelationLoss):
     """Uniform label smoothing with ε = `alpha` (default 0.1); R has every entry 1/K."""
 
-    default_alpha = 0.1
     dense_hard_targets = False
     casts_logits = True
 

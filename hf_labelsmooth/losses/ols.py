@@ -4,19 +4,32 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .eager import eager_only
-from .kernels.fused_ce import smoothed_cross_entropy
-from .registry import MethodCard, register_loss
-from .sparse.slots import check_top_n
-from .sparse.ols_table import SparseOLSMixin
 from .base import RelationLoss
+from .eager import eager_only
 from .functional import cross_entropy, mix, relation_targets
+from .kernels.fused_ce import smoothed_cross_entropy
+from .registry import MethodCard, MethodSpec, register_loss
+from .sparse.slots import check_top_n
+from .storage import AveragedRows, DenseAverages, TopNAverages
 
 EMPTY_ROW_POLICIES = ("uniform", "keep")
+SPEC = MethodSpec(
+    name="ols", default_alpha=0.5, learns_relations=True, supports_top_n=True, period_option="update_every",
+    card=MethodCard(
+        title="Online Label Smoothing (OLS)",
+        description="OLS accumulates, for every class, the predicted distributions of the correctly classified "
+                    "training samples during an epoch; the normalised rows become the soft targets of the next "
+                    "epoch. Loss: (1-α)·CE(e_y, p) + α·H(R[y], p).",
+        alpha_note="the paper's α, the weight of the hard term, is 1 - α",
+        bibtex="@misc{zhang_delving_label_smoothing,\n  title  = {Delving Deep into Label Smoothing},\n"
+               "  author = {Zhang, Chang-Bin and Jiang, Peng-Tao and Hou, Qibin and Wei, Yunchao and Han, Qi and "
+               "Li, Zhen and Cheng, Ming-Ming}\n}",
+    ),
+)
 
 
-@register_loss("ols")
-class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
+@register_loss(SPEC)
+class OnlineLabelSmoothing(RelationLoss):
     """Loss (1-α)·CE(t, p) + α·H(t @ S, p) with S refreshed from averaged correct predictions (α default 0.5).
 
     `alpha` is the mass moved off the one-hot, as for every method (docs/methods.md): the target
@@ -37,30 +50,15 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
             frozen row keeps its value at later swaps, by design. As in the authors' code, a class with no correct
             sample in a period is first reset per `empty_row`; with ``"uniform"`` that also unfreezes it (its
             maximum drops to 1/K), so a row stays frozen only while its class keeps being classified correctly.
-        top_n: Keep only N classes per row of S and of A (memory O(K·N) instead of O(K²); see `_sparse_ols`).
-            ``None`` (default) is the dense K×K matrix.
+        top_n: Keep only N classes per row of S and of A (memory O(K·N) instead of O(K²); `TopNAverages`).
+            ``None`` (default) is the dense K×K matrix (`DenseAverages`).
         buffer_factor: Sparse accumulator width, in multiples of `top_n` (more = closer to the dense top-N).
         **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
     """
 
-    default_alpha = 0.5
-    learns_relations = True
-    supports_top_n = True
-    period_option = "update_every"
-    card = MethodCard(
-        title="Online Label Smoothing (OLS)",
-        description="OLS accumulates, for every class, the predicted distributions of the correctly classified "
-                    "training samples during an epoch; the normalised rows become the soft targets of the next "
-                    "epoch. Loss: (1-α)·CE(e_y, p) + α·H(R[y], p).",
-        alpha_note="the paper's α, the weight of the hard term, is 1 - α",
-        bibtex="@misc{zhang_delving_label_smoothing,\n  title  = {Delving Deep into Label Smoothing},\n"
-               "  author = {Zhang, Chang-Bin and Jiang, Peng-Tao and Hou, Qibin and Wei, Yunchao and Han, Qi and "
-               "Li, Zhen and Cheng, Ming-Ming}\n}",
-    )
     dense_hard_targets = False
     casts_logits = True
-    matrix: Tensor  # dense S (buffer) and A (state); sparse storage: see SparseOLSMixin
-    accumulator: Tensor
+    frozen: Tensor  # buffer: rows kept at swaps (`freeze_threshold`)
     counts: Tensor  # state: correct samples per class in the period
     steps: Tensor  # buffer: training batches seen
 
@@ -73,20 +71,21 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         if empty_row not in EMPTY_ROW_POLICIES:
             raise ValueError(f"Expected `empty_row` in {EMPTY_ROW_POLICIES} but got {empty_row!r}.")
         self.update_every, self.empty_row, self.freeze_threshold = update_every, empty_row, freeze_threshold
-        self.top_n = check_top_n(top_n, num_classes, num_classes)
+        top_n = check_top_n(top_n, num_classes, num_classes)
         k = num_classes
         self.register_buffer("frozen", torch.zeros(k, dtype=torch.bool))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        if self.top_n is None:
-            self.register_buffer("matrix", torch.full((k, k), 1.0 / k))
-            self.add_state("accumulator", torch.zeros(k, k))
-        else:
-            self._init_sparse(self.top_n, buffer_factor)
+        self.rows: AveragedRows = DenseAverages(self) if top_n is None else TopNAverages(self, top_n, buffer_factor)
         self.add_state("counts", torch.zeros(k))
         self._seen: tuple[Tensor, Tensor] | None = None  # (probabilities, correct) of the batch, from `compute`
 
+    @property
+    def top_n(self) -> int | None:
+        """N of the top-N rows, or None (dense)."""
+        return self.rows.top_n
+
     def relation_rows(self, classes: Tensor) -> Tensor:
-        return self.matrix.index_select(0, classes) if self.top_n is None else self._sparse_rows(classes)
+        return self.rows.relation_rows(classes)
 
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         if labels is not None:  # fused: target (1-α)·e_y + α·S[y]; its softmax and correctness feed `update`
@@ -109,13 +108,7 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
         else:
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
             probs = logits.float().softmax(dim=-1)
-        if self.top_n is not None:
-            self._sparse_accumulate(probs, classes, correct)
-        elif torch.compiler.is_compiling():  # every sample, the wrong ones with weight 0: no data-dependent shape
-            self.accumulator.index_add_(0, classes, probs * correct[:, None])
-        else:  # eagerly, the correct rows only (the same sums: the compiled path adds exact zeros)
-            picked = correct.nonzero().squeeze(1)
-            self.accumulator.index_add_(0, classes.index_select(0, picked), probs.index_select(0, picked))
+        self.rows.accumulate(probs, classes, correct)
         self.counts.index_add_(0, classes, correct.float())
         self.steps += 1
         if self.update_every is not None:
@@ -137,29 +130,12 @@ class OnlineLabelSmoothing(SparseOLSMixin, RelationLoss):
     def swap(self) -> None:
         """Sum A across processes, normalise its rows into S (empty rows per `empty_row`), zero A."""
         self.sync_states()
-        seen = self.counts > 0
-        if self.top_n is not None:
-            self._sparse_swap(seen)
-            self.counts.zero_()
-            return
-        rows = self.accumulator / self.accumulator.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-        fallback = torch.full_like(rows, 1.0 / self.num_classes) if self.empty_row == "uniform" else self.matrix
-        new = torch.where(seen[:, None], rows, fallback)  # an empty row is reset before the freeze test
-        new = torch.where((self.frozen & seen)[:, None], self.matrix, new)
-        if self.freeze_threshold is not None:
-            self.frozen.copy_(new.max(dim=-1).values >= self.freeze_threshold)
-        self.matrix.copy_(new)
-        self.accumulator.zero_()
+        self.rows.swap(self.counts > 0, self.empty_row, self.frozen, self.freeze_threshold)
         self.counts.zero_()
 
     def relation_matrix(self) -> Tensor:
-        if self.top_n is not None:
-            return self._sparse_relation_matrix()
-        return self.matrix.detach().float().clone()
+        return self.rows.relation_matrix()
 
     def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
-        """Top entries of each row of S: (indices [K, n], values [K, n]); sparse: the slots (n <= top_n)."""
-        if self.top_n is not None:
-            return SparseOLSMixin.relation_topk(self, n)
-        values, indices = self.matrix.topk(min(n or self.num_classes, self.num_classes), dim=-1)
-        return indices, values.clone()
+        """Top entries of each row of S: (indices [K, n], values [K, n]); top-N rows: the slots (n <= top_n)."""
+        return self.rows.relation_topk(n)

@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from .kernels.fused_ce import smoothed_cross_entropy
-from .registry import register_loss
 from .base import RelationLoss
 from .functional import cross_entropy, mix, relation_targets, topk_rows
+from .kernels.fused_ce import smoothed_cross_entropy
+from .registry import MethodSpec, register_loss
 
 
 def _as_matrix(matrix: Any, num_classes: int) -> Tensor:
@@ -30,7 +30,7 @@ def _as_matrix(matrix: Any, num_classes: int) -> Tensor:
     return m.clone()
 
 
-@register_loss("relation_prior")
+@register_loss(MethodSpec(name="relation_prior", default_alpha=0.1, requires_matrix=True))
 class RelationPrior(RelationLoss):
     """Fixed targets t = (1-α)·e_y + α·M[y] from a given matrix M, loss H(t, p) = -Σ_k t_k log p_k.
 
@@ -48,8 +48,6 @@ class RelationPrior(RelationLoss):
         **kwargs: `reduction`, `check_inputs` (see `RelationLoss`).
     """
 
-    default_alpha = 0.1
-    requires_matrix = True
     dense_hard_targets = False
     matrix: Tensor | None  # buffer: the K×K prior, or None with a top-N table
     top_indices: Tensor  # buffers of a top-N table (set when `matrix` is None)

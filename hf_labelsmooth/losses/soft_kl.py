@@ -5,13 +5,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .registry import MethodCard, register_loss
-from .validation import check_reduction
 from .base import RelationLoss
 from .functional import kl_divergence, safe_log
+from .registry import MethodCard, MethodSpec, register_loss
+from .validation import check_reduction
+
+SPEC = MethodSpec(
+    name="soft_kl", default_alpha=0.0,
+    card=MethodCard(
+        title="Stochastic Label Refinery (SLR)",
+        description="SLR refines per-sample soft labels by out-of-fold predictions (EM); a matrix saved from it "
+                    "aggregates the refined labels per class.",
+        bibtex="@misc{fang_stochastic_label_refinery,\n  title  = {Stochastic Label Refinery: Toward Better "
+               "Target Label Distribution},\n  author = {Fang, Xi and Yang, Jiancheng and Ni, Bingbing}\n}",
+    ),
+)
 
 
-@register_loss("soft_kl")
+@register_loss(SPEC)
 class SoftKL(RelationLoss):
     """KL(L ‖ p) between per-sample soft labels L (FloatTensor [B, K]) and p = softmax(logits).
 
@@ -21,15 +32,6 @@ class SoftKL(RelationLoss):
     `alpha` must stay 0. Its gradient equals the one of cross-entropy H(L, p); the value differs by the entropy
     of L, so a perfect fit reads 0.
     """
-
-    default_alpha = 0.0
-    card = MethodCard(
-        title="Stochastic Label Refinery (SLR)",
-        description="SLR refines per-sample soft labels by out-of-fold predictions (EM); a matrix saved from it "
-                    "aggregates the refined labels per class.",
-        bibtex="@misc{fang_stochastic_label_refinery,\n  title  = {Stochastic Label Refinery: Toward Better "
-               "Target Label Distribution},\n  author = {Fang, Xi and Yang, Jiancheng and Ni, Bingbing}\n}",
-    )
 
     def __init__(self, num_classes: int, alpha: float | None = None, **kwargs) -> None:
         super().__init__(num_classes, alpha, **kwargs)

@@ -74,7 +74,7 @@ class RelationTopK(RelationArtifact):
         """Take the top-N table of a sparse `RelationLoss` (`relation_topk()`)."""
         indices, values = loss.relation_topk()
         fields = cls.fields_from_loss(loss, metadata)
-        return cls(indices, values, label_names, include_self=loss.logits_kind != "masked_softmax", **fields)
+        return cls(indices, values, label_names, include_self=loss.spec.logits_kind != "masked_softmax", **fields)
 
     def tensors(self) -> dict[str, Tensor]:
         return {"indices": self.indices, "values": self.values}

@@ -141,10 +141,10 @@ def test_period_inside_the_loss_compiles_with_one_break(name: str, top_n: int | 
     leave it unset and call `end_epoch()` from the loop (the Trainer callback does)."""
     eager, compiled = _twins(name, top_n, **{period: 2})
     loss = compiled[1]
-    method = "swap" if name == "ols" else "refresh"
+    owner, method = (loss, "swap") if name == "ols" else (loss.rows, "refresh")  # LS++: its top-N storage refreshes
     calls = []
-    original = getattr(loss, method)
-    setattr(loss, method, lambda: (calls.append(1), original()))
+    original = getattr(owner, method)
+    setattr(owner, method, lambda: (calls.append(1), original()))
     _run(eager, compiled, torch.compile(_step, backend="aot_eager"), "hard", steps=4)
     assert len(calls) == 2  # after steps 2 and 4 (end_epoch leaves a batch period alone)
 

@@ -8,7 +8,6 @@ import torch
 
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.losses.kernels.wrong_class import most_probable_wrong
-from hf_labelsmooth.losses.sparse.slots import SparseLogitsMixin
 from tests.support.factories import generator
 
 pytestmark = pytest.mark.usefixtures("device")  # CPU, and CUDA when present
@@ -31,10 +30,10 @@ def _dense_log_rows(q: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def _sparse_log_rows(loss: torch.nn.Module, slot_logits: torch.Tensor, tail_logits: torch.Tensor,
                      labels: torch.Tensor) -> torch.Tensor:
     """Dense float64 log R[y]: softmax over the slots and n_tail copies of the tail logit, placed at the slots."""
-    s, tail = slot_logits[labels], tail_logits[labels]
-    extra = tail[:, None] + math.log(loss.n_tail) if loss.n_tail else s[:, :0]
+    s, tail, n_tail = slot_logits[labels], tail_logits[labels], loss.rows.n_tail
+    extra = tail[:, None] + math.log(n_tail) if n_tail else s[:, :0]
     norm = torch.cat([s, extra], dim=1).logsumexp(dim=-1, keepdim=True)
-    rows = (tail[:, None] - norm).expand(-1, loss.num_classes) if loss.n_tail else s.new_full(
+    rows = (tail[:, None] - norm).expand(-1, loss.num_classes) if n_tail else s.new_full(
         (len(labels), loss.num_classes), -math.inf)
     return rows.scatter(1, loss.slots[labels], s - norm)
 
@@ -128,7 +127,7 @@ def test_eval_and_train_values_agree_and_sparse_training_records_confusions() ->
     twin = create_loss("lls", K, top_n=3)
     z, labels = _logits(7), _labels(7)
     assert torch.allclose(loss.eval()(z, labels), loss.train()(z, labels), atol=1e-6)
-    SparseLogitsMixin._observe_confusions(twin, z.float(), labels)  # the generic scan of the logits
+    twin.rows.observe_confusions(z.float(), labels)  # the generic scan of the logits
     assert torch.equal(loss.candidate_index, twin.candidate_index)
     assert torch.allclose(loss.candidate_score, twin.candidate_score, atol=1e-6)
 

@@ -112,4 +112,4 @@ def test_registry_survives_reloading_a_loss_module(name: str, monkeypatch: pytes
     assert type(make_loss(name, K)) is new
     impostor = type(old.__name__, (old,), {"__module__": "elsewhere"})
     with pytest.raises(ValueError, match=f"Expected a new loss name but got '{name}'"):
-        registry.register_loss(name)(impostor)
+        registry.register_loss(old.spec)(impostor)

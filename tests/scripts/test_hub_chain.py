@@ -49,9 +49,11 @@ def check_pushed_commit(files: dict[str, bytes], out: Path) -> bytes:
     assert config["dataset"] == "digits (local)"
     assert config["source_model"] == "none: trained from scratch from the config convnext-digits (local)"
     card = files["README.md"].decode()
-    assert "| Loss (`--label_smoothing_method`) | `ols`: Online Label Smoothing (OLS) |" in card
+    assert "| Loss (`--label_smoothing_method`) | ols: Online Label Smoothing (OLS) |" in card
     assert "| α (mass moved off the one-hot) | 0.5 (" in card and "| Dataset | digits (local) |" in card
-    assert "[`relation_matrix/`](relation_matrix/README.md)" in card
+    assert "[relation_matrix/](relation_matrix/README.md)" in card
+    assert "| Base model | none: trained from scratch from the config convnext-digits (local) |" in card
+    assert "This model was trained from scratch on " in card
     assert "--relation_matrix alice/digits-ols" in card
     assert "\ndatasets:" not in card.split("\n---\n")[0] and "imagefolder" not in card  # local data: no Hub id
     assert 'load_relations("alice/digits-ols")' in files["relation_matrix/README.md"].decode()
@@ -93,7 +95,7 @@ def test_train_push_reuse_and_show_by_repo_id(tmp_path: Path) -> None:
 SCRIPT = """
 import sys
 from huggingface_hub import HfApi
-from hf_labelsmooth import ClassRelationMatrix, create_loss
+from hf_labelsmooth import ClassRelationMatrix
 from hf_labelsmooth.cli import main
 api = HfApi()
 api.create_repo("alice/model-with-matrix")
@@ -104,7 +106,7 @@ m = ClassRelationMatrix.from_pretrained("alice/model-with-matrix", cache_dir=sys
 print("LOADED", m.method, m.label_names)
 from hf_labelsmooth.integrations.timm.options import LaunchOptions
 options = LaunchOptions(loss_type="relation_prior", relation_matrix="alice/model-with-matrix")
-prior = create_loss("relation_prior", 3, **options.loss_kwargs("relation_prior", ["a", "b", "c"]))
+prior = options.relation_options().build(3, ["a", "b", "c"])
 print("TIMM", type(prior).__name__)
 try:
     ClassRelationMatrix.from_pretrained("alice/model-without-matrix", cache_dir=sys.argv[2])

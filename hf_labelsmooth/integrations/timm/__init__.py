@@ -16,9 +16,9 @@ _LAZY = {  # name -> module, imported on first access
     "list_classification_loss_types": ".loss",
     "RelationClassificationTask": ".task",
     "RelationTrainableModule": ".task",
-    "add_relation_param_group": ".task",
+    "add_relation_param_group": ".param_group",
     "LaunchOptions": ".launcher",
-    "LaunchResult": ".launcher",
+    "LaunchResult": ".result",
     "launch": ".launcher",
 }
 __all__ = list(_LAZY)

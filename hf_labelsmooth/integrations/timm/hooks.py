@@ -12,12 +12,17 @@ the run, the launcher replaces:
   (``--seed``, epoch, rank), so that a resumed run repeats the uninterrupted one; once it is exhausted (every step
   of the epoch done, before validation and checkpointing) the task's epoch end runs on every rank (OLS swaps;
   per-process statistics are summed onto rank 0, which writes the checkpoints).
-- ``timm.task.ClassificationTask``: a `LaunchedTask` (`RelationClassificationTask`) with the relation loss in place
-  of train.py's criterion; LS++/LLS matrices sit inside the DDP-wrapped module, the loss state in ``task_state``.
+- ``timm.task.ClassificationTask``: a `LaunchedTask` (`RelationClassificationTask`) with the relation loss
+  (`RelationOptions.build`) in place of train.py's criterion; LS++/LLS matrices sit inside the DDP-wrapped module,
+  the loss state in ``task_state``.
 - ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
   (`add_relation_param_group`: ``--relation-lr``, by default 10 × ``--lr`` for SGD-like optimizers and
-  max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``).
-- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
+  max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``), whose
+  steps the task counts: ``--relation-update-every N`` refreshes every N optimizer steps, as under the Trainer.
+- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix, the cards and,
+  with ``--push-to-hub``, uploads them with the model (`sharing`).
+- ``timm.utils.update_summary`` (rank 0, each epoch): with ``--log-wandb``, the matrix's heatmap is logged to W&B in
+  the same step as train.py's metrics.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
 - ``torch.distributed.destroy_process_group()``: a barrier first (train.py destroys the group with none).
@@ -39,62 +44,18 @@ import timm.utils
 import torch.distributed
 from torch import nn
 
-from .launcher import LaunchResult
-from .loss import create_classification_loss, is_relation_loss_type
+from ...options import RelationOptions
+from .launched_task import LaunchedTask, RelationPlaceholder
+from .loss import is_relation_loss_type
 from .options import LaunchError, LaunchOptions, relation_loss_types
-from .script_args import check_script_args, dataset_name, label_names, mixup_active
-from .task import RelationClassificationTask, RelationTrainableModule, add_relation_param_group
+from .param_group import add_relation_param_group
+from .result import LaunchResult
+from .script_args import check_script_args, label_names
+from .task import RelationTrainableModule
 
 __all__ = ["LaunchState", "LaunchedTask", "RelationPlaceholder", "installed"]
 
 _logger = logging.getLogger(__name__)
-_EPOCH_SEED_STRIDE = 100_003
-
-
-class LaunchedTask(RelationClassificationTask):
-    """`RelationClassificationTask` with epoch boundaries: reseeding at the start, the loss's epoch end, a counter.
-
-    Args:
-        model: The timm model.
-        criterion: The relation loss.
-        seed: train.py's ``--seed``.
-        rank: This process's rank.
-        **kwargs: ``device``, ``dtype``, ``verbose`` (as train.py passes them to ``ClassificationTask``).
-    """
-
-    def __init__(self, model: nn.Module, criterion: nn.Module, seed: int, rank: int, **kwargs: Any) -> None:
-        super().__init__(model, criterion, **kwargs)
-        self.seed, self.rank, self.completed_epochs = seed, rank, 0
-
-    def start_epoch(self) -> None:
-        """Reseed torch, numpy and random for the coming epoch (data order, augmentation, Mixup, dropout)."""
-        timm.utils.random_seed(self.seed + _EPOCH_SEED_STRIDE * (self.completed_epochs + 1), self.rank)
-
-    def end_epoch(self) -> None:
-        super().end_epoch()
-        self.completed_epochs += 1
-
-    def get_task_state(self, module: nn.Module | None = None, ema: bool = False) -> dict[str, Any]:
-        state = super().get_task_state(module, ema)
-        return {**state, "completed_epochs": self.completed_epochs} if state else state
-
-    def load_task_state(self, state: dict[str, Any] | None, strict: bool = True, module: nn.Module | None = None,
-                        ema: bool = False) -> None:
-        super().load_task_state(state, strict, module, ema)
-        if state and not ema:
-            self.completed_epochs = int(state.get("completed_epochs", 0))
-
-
-class RelationPlaceholder(nn.Module):
-    """What the patched ``create_classification_loss`` returns for a relation name: `LaunchedTask` replaces it."""
-
-    def __init__(self, loss_type: str) -> None:
-        super().__init__()
-        self.loss_type = loss_type
-
-    def forward(self, *args: Any) -> None:
-        raise RuntimeError(f"Expected timm.task.ClassificationTask to replace the {self.loss_type!r} placeholder, but "
-                           "the script called it directly: the launcher supports train.py's ClassificationTask.")
 
 
 class LaunchState:
@@ -102,16 +63,20 @@ class LaunchState:
 
     def __init__(self, options: LaunchOptions) -> None:
         self.options, self.loss_type = options, options.loss_type
+        self.spec: RelationOptions | None = None  # the run's options, once train.py's flags name its loss
         self.args: Any = None
         self.train_dataset: Any = None
         self.task: LaunchedTask | None = None
         self.output_dir: str | None = None
         self.label_names: list[str] = []
         self.notes: list[str] = []  # for the log, once train.py has set it up
+        self.optimizer: Any = None  # train.py's optimizer, with the matrix's param group
+        self.prior: dict[str, Any] | None = None  # `provenance.prior_record` of a relation_prior run
 
     def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
         self.args = args
         self.loss_type = check_script_args(self.options, args)
+        self.spec = None if self.loss_type is None else self.options.relation_options(self.loss_type)
         for note in self.notes:
             _logger.info(f"hf-labelsmooth: {note}")
         return original(args, *rest, **kwargs)
@@ -127,34 +92,48 @@ class LaunchState:
                             criterion_kwargs: dict | None = None, **kwargs: Any) -> Any:
         if self.loss_type is None:
             return original(model, criterion, criterion_kwargs=criterion_kwargs, **kwargs)
-        if self.args is None:
+        if self.args is None or self.spec is None:
             raise LaunchError("Expected the script to call timm.utils.init_distributed_device(args) before building "
                               "its ClassificationTask, as timm's train.py does, but it did not.")
-        self.task = LaunchedTask(model, self._build_loss(getattr(model, "num_classes", None)),
-                                 seed=getattr(self.args, "seed", 0), rank=getattr(self.args, "rank", 0), **kwargs)
+        self.task = LaunchedTask(model, self._build_loss(self.spec, getattr(model, "num_classes", None)),
+                                 seed=getattr(self.args, "seed", 0), rank=getattr(self.args, "rank", 0),
+                                 update_every=self.spec.update_every, **kwargs)
         return self.task
 
-    def _build_loss(self, num_classes: int | None) -> nn.Module:
-        if not num_classes or self.loss_type is None:
-            raise LaunchError(f"Expected a timm model with `num_classes` for {self.loss_type} but got {num_classes}.")
+    def _build_loss(self, spec: RelationOptions, num_classes: int | None) -> nn.Module:
+        if not num_classes:
+            raise LaunchError(f"Expected a timm model with `num_classes` for {spec.method} but got {num_classes}.")
         names = self.label_names = label_names(self.train_dataset, num_classes)
-        try:
-            loss = create_classification_loss(self.loss_type, num_classes=num_classes, alpha=self.options.ls_alpha,
-                                              soft_targets=mixup_active(self.args),
-                                              **self.options.loss_kwargs(self.loss_type, names))
+        try:  # relation losses take class ids and Mixup/CutMix's soft targets alike; --smoothing 0 was checked
+            loss, self.prior = spec.build_with_prior(num_classes, names)
         except ValueError as err:
             raise LaunchError(str(err)) from err
-        _logger.info(f"hf-labelsmooth: {loss.name} (alpha {loss.alpha}) in place of train.py's criterion")
+        _logger.info(f"hf-labelsmooth: {loss.spec.name} (alpha {loss.alpha}) in place of train.py's criterion")
         return loss
 
     def create_optimizer(self, original: Callable, model: Any, *rest: Any, **kwargs: Any) -> Any:
-        if self.task is None or not isinstance(model, RelationTrainableModule):
+        if self.task is None:
             return original(model, *rest, **kwargs)
-        optimizer = original(model.model, *rest, **kwargs)
-        add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
-                                 weight_decay=self.options.relation_weight_decay,
-                                 network_weight_decay=kwargs.get("weight_decay"))
+        if not isinstance(model, RelationTrainableModule):
+            optimizer = original(model, *rest, **kwargs)
+        else:
+            optimizer = original(model.model, *rest, **kwargs)
+            # The matrix is a param group of train.py's one optimizer (the Trainer gives it an optimizer of its
+            # own): train.py steps, schedules and checkpoints only that optimizer, built from the trainable module.
+            add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
+                                     weight_decay=self.options.relation_weight_decay,
+                                     network_weight_decay=kwargs.get("weight_decay"))
+        self.task.count_optimizer_steps(optimizer)  # the update period counts its steps
+        self.optimizer = optimizer
         return optimizer
+
+    def update_summary(self, original: Callable, *args: Any, log_wandb: bool = False, **kwargs: Any) -> Any:
+        """With ``--log-wandb``, the matrix's heatmap joins the epoch's metrics (one W&B step)."""
+        if log_wandb and self.task is not None:
+            from .sharing import log_wandb_heatmap
+
+            log_wandb_heatmap(self.task.loss, self.label_names)
+        return original(*args, log_wandb=log_wandb, **kwargs)
 
     def get_outdir(self, original: Callable, *args: Any, **kwargs: Any) -> str:
         self.output_dir = original(*args, **kwargs)
@@ -166,15 +145,14 @@ class LaunchState:
         return original(loss_type, *rest, **kwargs)
 
     def finish(self) -> LaunchResult:
-        """After train.py: on rank 0, write the matrix the loss learned and its card into train.py's output folder."""
+        """After train.py, on rank 0: the matrix the loss learned with its card, the root card and, with
+        ``--push-to-hub``, the upload (`sharing.share_run`), in train.py's output folder."""
         task, args, written = self.task, self.args, None
-        if task is not None and self.output_dir is not None and task.loss.learns_relations:
-            from ...relations import save_relations
+        if task is not None and self.output_dir is not None:
+            from .sharing import share_run
 
-            written = save_relations(task.loss, self.label_names, Path(self.output_dir) / "relation_matrix",
-                                     source_model=getattr(args, "model", None),
-                                     dataset=dataset_name(args), epochs=task.completed_epochs)
-            _logger.info(f"hf-labelsmooth: wrote the {task.loss.name} relations to {written}")
+            written = share_run(task, args, Path(self.output_dir), self.label_names, self.options, self.optimizer,
+                                self.prior)
         return LaunchResult(task=task, output_dir=self.output_dir, relations_dir=written,
                             world_size=getattr(args, "world_size", 1), rank=getattr(args, "rank", 0))
 
@@ -207,6 +185,7 @@ def installed(state: LaunchState) -> Iterator[LaunchState]:
     loss_types = tuple(timm.loss.LOSS_TYPES) + tuple(relation_loss_types())
     hooks: list[tuple[Any, str, Any]] = [
         (timm.utils, "init_distributed_device", state.read_args), (timm.utils, "get_outdir", state.get_outdir),
+        (timm.utils, "update_summary", state.update_summary),
         (timm.data, "create_loader", state.create_loader), (timm.data, "create_naflex_loader", state.create_loader),
         (timm.task, "ClassificationTask", state.classification_task),
         (timm.optim, "create_optimizer_v2", state.create_optimizer),

@@ -13,26 +13,13 @@ from __future__ import annotations
 
 import runpy
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from torch import nn
-
 from .options import LaunchError, LaunchOptions, add_launcher_arguments, split_launcher_args
+from .result import LaunchResult
 
 __all__ = ["LaunchError", "LaunchOptions", "LaunchResult", "add_launcher_arguments", "launch", "split_launcher_args"]
-
-
-@dataclass
-class LaunchResult:
-    """What a launch leaves: the task train.py trained (None without a relation loss) and where the matrix went."""
-
-    task: nn.Module | None
-    output_dir: str | None
-    relations_dir: Path | None
-    world_size: int
-    rank: int
 
 
 def launch(script: str | Path, script_args: Sequence[str], options: LaunchOptions | None = None) -> LaunchResult:

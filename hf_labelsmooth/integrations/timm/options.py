@@ -1,4 +1,5 @@
-"""The launcher's flags (``--loss-type`` ... ``--relation-matrix``): parsing, checks, the loss options they give.
+"""The launcher's flags (``--loss-type`` ... ``--relation-matrix``): parsing, and their mapping onto
+`hf_labelsmooth.options.RelationOptions` (which checks them and builds the loss).
 
 Imports torch and the losses only (timm when a check needs timm's loss names), so that the command line stays fast.
 """
@@ -6,11 +7,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Sequence
 
-from ...losses import get_loss_class, list_losses
+from ...losses import list_losses
+from ...options import RelationOptions
 
 __all__ = ["LaunchError", "LaunchOptions", "add_launcher_arguments", "relation_loss_types", "split_launcher_args"]
+
+
+# `RelationOptions` field -> the `LaunchOptions` field (flag) that sets it (docs/CONTRIBUTING.md has the table)
+LAUNCHER_FIELDS = {"method": "loss_type", "alpha": "ls_alpha", "update_every": "relation_update_every",
+                   "top_n": "relation_top_n", "prior": "relation_matrix", "relation_lr": "relation_lr",
+                   "relation_weight_decay": "relation_weight_decay"}
 
 
 class LaunchError(ValueError):
@@ -28,6 +36,8 @@ class LaunchOptions:
     relation_update_every: int | None = None
     relation_top_n: int | None = None
     relation_matrix: str | None = None
+    push_to_hub: str | None = None
+    hub_private: bool | None = None
 
     def check(self, loss_type: str | None = None) -> None:
         """Raise `LaunchError` for flags the loss cannot take (`loss_type`: the run's loss, default ``--loss-type``).
@@ -35,48 +45,38 @@ class LaunchOptions:
         Without a loss nothing is checked here: train.py may still choose one (``--loss``), and relation flags
         without any loss are refused once its flags are parsed.
         """
+        from ...relations.card_text import hub_id
         from .loss import is_relation_loss_type
 
+        if self.push_to_hub is not None and not hub_id(self.push_to_hub):
+            raise LaunchError(f"Expected --push-to-hub to be a Hub repo id (owner/name) but got "
+                              f"{self.push_to_hub!r:.120}. Pass e.g. --push-to-hub my-user/my-model.")
         name = loss_type or self.loss_type
         if name is None:
             return
         if not is_relation_loss_type(name):
             raise LaunchError(f"Expected --loss-type in {relation_loss_types()} but got {name!r}. timm's own losses "
                               "need no launcher: run train.py directly.")
-        cls = get_loss_class(name)
-        if cls.requires_matrix != (self.relation_matrix is not None):
-            raise LaunchError(f"Expected --relation-matrix together with a --loss-type that takes a saved matrix "
-                              f"({[n for n in list_losses() if get_loss_class(n).requires_matrix]}) but got "
-                              f"--loss-type {name} and --relation-matrix {self.relation_matrix}. Pass both or neither.")
-        if self.relation_update_every is not None and not cls.has_update_period(self.relation_top_n):
-            raise LaunchError(f"Expected a --loss-type that refreshes on a period (ols; lspp / lls with "
-                              f"--relation-top-n) with --relation-update-every but got --loss-type {name}.")
-        if self.relation_top_n is not None and (not cls.supports_top_n or self.relation_top_n < 1):
-            raise LaunchError(f"Expected --relation-top-n >= 1 with a --loss-type in "
-                              f"{list_losses(supports_top_n=True)} but got {self.relation_top_n} with --loss-type "
-                              f"{name}.")
+        try:
+            self.relation_options(name).check({spec: _flag(field) for spec, field in LAUNCHER_FIELDS.items()})
+        except ValueError as err:
+            raise LaunchError(str(err)) from err
 
     def relation_flags_set(self) -> list[str]:
         """The relation flags given (besides --loss-type), as ``--flag-name`` strings."""
-        return [f"--{f.name.replace('_', '-')}" for f in fields(self)
-                if f.name != "loss_type" and getattr(self, f.name) is not None]
+        return [_flag(f.name) for f in fields(self) if f.name != "loss_type" and getattr(self, f.name) is not None]
 
-    def loss_kwargs(self, loss_type: str, label_names: list[str]) -> dict[str, Any]:
-        """Constructor options of `loss_type` from the flags (period, top-N, a saved matrix checked against the
-        dataset's class names)."""
-        kwargs: dict[str, Any] = {}
-        period = get_loss_class(loss_type).period_option
-        if self.relation_update_every is not None and period is not None:
-            kwargs[period] = self.relation_update_every
-        if self.relation_top_n is not None:
-            kwargs["top_n"] = self.relation_top_n
-        if self.relation_matrix is not None:
-            from ...relations import load_relations
+    def relation_options(self, loss_type: str | None = None) -> RelationOptions:
+        """These flags in the package's vocabulary (`hf_labelsmooth.options.RelationOptions`) for the run's loss."""
+        method = loss_type or self.loss_type
+        if method is None:
+            raise LaunchError(f"Expected --loss-type (one of {relation_loss_types()}) but got none.")
+        values = {spec: getattr(self, name) for spec, name in LAUNCHER_FIELDS.items()}
+        return RelationOptions(**{**values, "method": method})
 
-            matrix = load_relations(self.relation_matrix)
-            matrix.check_label_names(label_names)
-            kwargs.update(matrix=matrix, label_names=label_names)
-        return kwargs
+
+def _flag(field: str) -> str:
+    return f"--{field.replace('_', '-')}"
 
 
 def relation_loss_types() -> list[str]:
@@ -101,10 +101,16 @@ def add_launcher_arguments(parser: argparse.ArgumentParser, script: bool = True)
                        help="weight decay of LS++/LLS matrices (default: the method's, the network's for LS++ and 0 "
                             "for LLS)")
     group.add_argument("--relation-update-every", type=int, default=None,
-                       help="refresh every N steps instead of each epoch (ols; lspp/lls with --relation-top-n)")
+                       help="refresh every N optimizer steps (train.py's updates: --grad-accum-steps counted as the "
+                            "Trainer counts them) instead of each epoch (ols; lspp/lls with --relation-top-n)")
     group.add_argument("--relation-top-n", type=int, default=None, help="keep N related classes per row (large K)")
     group.add_argument("--relation-matrix", default=None, metavar="DIR_OR_REPO",
                        help="saved matrix, the fixed prior of --loss-type relation_prior (class names must match)")
+    group.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                       help="after a successful run, upload (rank 0, one commit) the final weights and a config that "
+                            "timm.create_model('hf-hub:REPO_ID', pretrained=True) loads, relation_matrix/ and the card")
+    group.add_argument("--hub-private", action="store_true", default=None,
+                       help="create the --push-to-hub repo as private")
     if script:
         parser.add_argument("script", metavar="TRAIN_PY", help="timm's train.py (from a clone of the timm repository)")
         parser.add_argument("script_args", nargs=argparse.REMAINDER, metavar="...",

@@ -18,9 +18,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ...losses import RelationLoss
-from ...optim import StillMatrixCheck, default_relation_lr, relation_param_groups
+from ...optim import StillMatrixCheck
+from ...options import UpdatePeriod
 
-__all__ = ["RelationClassificationTask", "RelationTrainableModule", "add_relation_param_group"]
+__all__ = ["RelationClassificationTask", "RelationTrainableModule"]
 
 
 def _has_parameters(module: nn.Module) -> bool:
@@ -84,13 +85,16 @@ class RelationClassificationTask(ClassificationTask):
         device: Device of the task.
         dtype: Dtype of the task's tensors (timm's ``--model-dtype``; default: torch's default dtype).
         verbose: Log the criterion.
+        update_every: Refresh the relations every N optimizer steps of the optimizer given to
+            `count_optimizer_steps` instead of at each `end_epoch` (`hf_labelsmooth.options.UpdatePeriod`); the step
+            count is checkpointed in ``task_state``.
     """
 
     # None when the criterion lives in the trainable module; timm infers `Callable` from its loss factory
     criterion: nn.Module | None  # type: ignore[assignment]
 
     def __init__(self, model: nn.Module, criterion: nn.Module, device: torch.device | None = None,
-                 dtype: torch.dtype | None = None, verbose: bool = True) -> None:
+                 dtype: torch.dtype | None = None, verbose: bool = True, update_every: int | None = None) -> None:
         TrainingTask.__init__(self, device=device, dtype=dtype, verbose=verbose)
         criterion = criterion.to(self.device)
         self.compiled_criterion: nn.Module | None = None
@@ -99,8 +103,26 @@ class RelationClassificationTask(ClassificationTask):
             self.criterion = None
         else:
             self.trainable_module, self.criterion = model, criterion
-        self.still = StillMatrixCheck(criterion, flag="--relation-lr") if isinstance(criterion, RelationLoss) else None
+        self.still: StillMatrixCheck | None = None
+        self.period: UpdatePeriod | None = None
+        if isinstance(criterion, RelationLoss):
+            self.still = StillMatrixCheck(criterion, flag="--relation-lr")
+            self.period = UpdatePeriod(criterion, update_every)
+        self.optimizer_steps = 0
         self._epochs_run = 0
+
+    def count_optimizer_steps(self, optimizer: torch.optim.Optimizer) -> None:
+        """Count `optimizer`'s steps, and refresh the relations at the end of each `update_every` period.
+
+        A post-step hook rather than the forward batches the loss sees, so that ``--grad-accum-steps`` counts as the
+        Trainer counts (optimizer steps). A step that an fp16 loss scaler skips (inf gradients) is not counted.
+        """
+        def after_step(*_: Any) -> None:
+            self.optimizer_steps += 1
+            if self.period is not None:
+                self.period.after_step(self.optimizer_steps)
+
+        optimizer.register_step_post_hook(after_step)
 
     @property
     def loss(self) -> nn.Module:
@@ -154,7 +176,10 @@ class RelationClassificationTask(ClassificationTask):
         return resolved
 
     def get_task_state(self, module: nn.Module | None = None, ema: bool = False) -> dict[str, Any]:
-        return {} if ema else {"criterion": self.loss.state_dict()}
+        if ema:
+            return {}
+        steps = {"optimizer_steps": self.optimizer_steps} if self.period is not None and self.period.every else {}
+        return {"criterion": self.loss.state_dict(), **steps}
 
     def load_task_state(self, state: dict[str, Any] | None, strict: bool = True, module: nn.Module | None = None,
                         ema: bool = False) -> None:
@@ -163,6 +188,7 @@ class RelationClassificationTask(ClassificationTask):
         if "criterion" not in state and strict:
             raise KeyError(f"Expected a 'criterion' entry in the checkpoint's task_state but got {sorted(state)}.")
         self.loss.load_state_dict(state["criterion"], strict=strict)
+        self.optimizer_steps = int(state.get("optimizer_steps", 0))
         if isinstance(self.loss, RelationLoss):
             self.loss.keep_states_on_rank_zero()  # the checkpoint holds the global sum: keep it once
         if self.still is not None:
@@ -174,10 +200,12 @@ class RelationClassificationTask(ClassificationTask):
         return params[:-2] if exclude_head else params
 
     def end_epoch(self) -> None:
-        """Epoch end, on every rank (collective): the loss's hook (OLS swaps), then `consolidate_loss_state`; rank 0
-        warns once when a learnable matrix has not moved."""
+        """Epoch end, on every rank (collective): the loss's refresh (OLS swaps; unless `update_every` is set), then
+        `consolidate_loss_state`; rank 0 warns once when a learnable matrix has not moved."""
         end_epoch = getattr(self.loss, "end_epoch", None)  # any timm criterion may sit here
-        if end_epoch is not None:
+        if self.period is not None:
+            self.period.at_epoch_end()  # unless the period counts optimizer steps
+        elif end_epoch is not None:
             end_epoch()
         self.consolidate_loss_state()
         self._epochs_run += 1
@@ -188,35 +216,3 @@ class RelationClassificationTask(ClassificationTask):
         """Sum the loss's per-process statistics onto rank 0, which writes checkpoints (collective)."""
         if isinstance(self.loss, RelationLoss):
             self.loss.consolidate_states()
-
-
-def add_relation_param_group(optimizer: torch.optim.Optimizer, criterion: nn.Module, lr: float | None = None,
-                             weight_decay: float | None = 0.0,
-                             network_weight_decay: float | None = None) -> dict[str, Any] | None:
-    """Add the criterion's parameters (learnable matrix logits) to `optimizer` as their own param group.
-
-    Call before building the LR scheduler (timm schedulers record each group's initial lr and scale it).
-
-    Args:
-        optimizer: Optimizer built from the model (e.g. ``timm.optim.create_optimizer_v2(model, ...)``).
-        criterion: The loss; nothing is added when it has no trainable parameters.
-        lr: Learning rate of the group; ``None`` = `hf_labelsmooth.optim.default_relation_lr` of the optimizer and
-            its default lr (the network's): ``max(lr, 0.05)`` for Adam-like optimizers, ``10 × lr`` for SGD-like.
-        weight_decay: Weight decay of the group (default 0: matrices are kept out of weight decay); ``None`` takes
-            the method's default (`relation_weight_decay`: LS++ follows the network's, LLS none).
-        network_weight_decay: The network's weight decay; ``None`` = the largest of the optimizer's groups (timm
-            puts the decayed weights and the exempt biases/norms in separate groups).
-
-    Returns:
-        The group added, or None.
-    """
-    if not isinstance(criterion, RelationLoss):
-        return None
-    if lr is None:
-        lr = default_relation_lr(optimizer, optimizer.defaults["lr"])
-    groups = relation_param_groups(criterion, lr=lr, weight_decay=weight_decay,
-                                   network_weight_decay=network_weight_decay if network_weight_decay is not None
-                                   else max(g.get("weight_decay", 0.0) for g in optimizer.param_groups))
-    for group in groups:
-        optimizer.add_param_group(group)
-    return optimizer.param_groups[-1] if groups else None

@@ -5,7 +5,7 @@ This package imports transformers (the ``[transformers]`` extra).
 from __future__ import annotations
 
 from .callbacks import RelationLossCallback
-from .trainer import LabelSmoothingTrainer, build_relation_loss
-from .training_args import LabelSmoothingTrainingArguments
+from .trainer import LabelSmoothingTrainer
+from .training_args import LabelSmoothingTrainingArguments, build_relation_loss
 
 __all__ = ["LabelSmoothingTrainer", "LabelSmoothingTrainingArguments", "RelationLossCallback", "build_relation_loss"]

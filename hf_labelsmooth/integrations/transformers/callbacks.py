@@ -7,17 +7,18 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from ...losses.base import RelationLoss
 from ...optim import StillMatrixCheck
-from .checkpoint import average_gradients, zero_gradients
+from ...options import UpdatePeriod
+from .relation_optimizer import zero_gradients
 
 
 class RelationLossCallback(TrainerCallback):
     """Drive a `RelationLoss` from `Trainer` events.
 
-    - before each optimizer step: average the loss parameters' gradients across processes (they live outside
-      the DDP- or FSDP-wrapped model, so neither reduces them), then `optimizer_step` (the matrix's optimizer);
-    - after each optimizer step: `scheduler_step`, drop those gradients, and with `update_every` (in optimizer
-      steps, so gradient accumulation is accounted for) call `loss.end_epoch()` every N steps (OLS swaps, sparse
-      slots refresh);
+    - before each optimizer step: `optimizer_step` (the matrix's optimizer, which first averages its gradients
+      across processes);
+    - after each optimizer step: `scheduler_step`, drop the loss parameters' gradients, and with `update_every`
+      refresh the relations every N optimizer steps (`hf_labelsmooth.options.UpdatePeriod`: OLS swaps, sparse
+      slots refresh; gradient accumulation is accounted for, as under timm);
     - otherwise once per epoch: at the step that completes it, before the Trainer saves a checkpoint of that step
       (a run resumed from it then ends where an uninterrupted one would), or at the epoch end when training stops
       mid-epoch (`max_steps`);
@@ -37,7 +38,7 @@ class RelationLossCallback(TrainerCallback):
                  scheduler_step: Callable[[], None] | None = None,
                  relation_lr: Callable[[], float | None] | None = None) -> None:
         self.loss = loss
-        self.update_every = update_every
+        self.period = UpdatePeriod(loss, update_every)
         self.refreshed_at: int | None = None  # global step of the last epoch refresh
         self.optimizer_step, self.scheduler_step = optimizer_step, scheduler_step
         self.relation_lr = relation_lr
@@ -48,7 +49,6 @@ class RelationLossCallback(TrainerCallback):
         self.still.start()  # after a resume has restored the loss state
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        average_gradients(self.loss)
         if self.optimizer_step is not None:
             self.optimizer_step()
 
@@ -56,18 +56,17 @@ class RelationLossCallback(TrainerCallback):
         if self.scheduler_step is not None:
             self.scheduler_step()
         zero_gradients(self.loss)
-        if self.update_every is not None:
-            if state.global_step % self.update_every == 0:
-                self.loss.end_epoch()
+        if self.period.every is not None:
+            self.period.after_step(state.global_step)
         elif state.epoch is not None and float(state.epoch).is_integer():  # the last step of an epoch
             self.refresh(state)
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        if self.update_every is None and self.refreshed_at != state.global_step:
+        if self.period.every is None and self.refreshed_at != state.global_step:
             self.refresh(state)
         if state.is_world_process_zero:
             self.still.check(state.epoch or 0.0, self.relation_lr() if self.relation_lr is not None else None)
 
     def refresh(self, state: TrainerState) -> None:
-        self.loss.end_epoch()
+        self.period.at_epoch_end()
         self.refreshed_at = state.global_step

@@ -1,44 +1,85 @@
-"""Loss state across processes and Trainer checkpoints: gradient averaging and safetensors save/load."""
+"""The Trainer's loss checkpoint, in one place: what a checkpoint folder holds for the loss, how it is written, read
+back and checked before a resume.
+
+Two safetensors files beside the Trainer's own: ``relation_loss.safetensors`` (`loss.state_dict()`, the global value
+of every declared state, with the method in its metadata) and, for a learnable matrix,
+``relation_optimizer.safetensors`` (its optimizer's tensors; hyper-parameters, scalars and schedule as JSON
+metadata). timm keeps the same `loss.state_dict()` in its checkpoint's ``task_state["criterion"]`` instead: train.py
+writes one ``.pth.tar`` per checkpoint and its saver knows no other files.
+"""
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
-import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ...losses.base import RelationLoss
-from ...losses.states import world_size
 from ..._io import write_tensors
+from .relation_optimizer import RelationOptimizer
+
+logger = logging.getLogger(__name__)
 
 LOSS_STATE_FILE = "relation_loss.safetensors"
+OPTIMIZER_STATE_FILE = "relation_optimizer.safetensors"
 
 
-def average_gradients(loss: RelationLoss) -> None:
-    """All-reduce (mean) the gradients of the loss's own parameters so every process steps identically."""
-    world = world_size()
-    if world == 1:
-        return
-    for param in loss.parameters():
-        if param.grad is None:
-            param.grad = torch.zeros_like(param)
-        dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
-        param.grad.div_(world)
+class LossCheckpoint:
+    """Save, load and check the loss state (and the matrix's optimizer) of a `LabelSmoothingTrainer` checkpoint.
 
+    Args:
+        loss: The trainer's loss.
+        optimizer: Returns the matrix's optimizer (None for losses without parameters, or before it exists).
+    """
 
-def zero_gradients(loss: RelationLoss) -> None:
-    """Drop the gradients of the loss's parameters (the Trainer only zeroes the model's)."""
-    for param in loss.parameters():
-        param.grad = None
+    def __init__(self, loss: RelationLoss, optimizer: Callable[[], RelationOptimizer | None]) -> None:
+        self.loss, self._optimizer = loss, optimizer
+
+    def save(self, directory: str | os.PathLike, should_save: bool) -> None:
+        """Sum the per-process statistics (collective: every rank calls it), then write both files on `should_save`."""
+        self.loss.consolidate_states()
+        optimizer = self._optimizer()
+        if should_save:
+            save_loss_state(self.loss, directory)
+            if optimizer is not None:
+                save_optimizer_state(optimizer, directory)
+
+    def load(self, checkpoint: str) -> None:
+        """Restore both files of `checkpoint` (a missing one is logged: that part restarts)."""
+        if not load_loss_state(self.loss, checkpoint):
+            logger.warning("No %s in %s: the %s loss restarts from its initial state.", LOSS_STATE_FILE, checkpoint,
+                           self.loss.spec.name)
+        optimizer = self._optimizer()
+        if optimizer is not None and not load_optimizer_state(optimizer, checkpoint):
+            logger.warning("No %s in %s: the matrix's optimizer restarts.", OPTIMIZER_STATE_FILE, checkpoint)
+
+    def load_best(self, checkpoint: str) -> None:
+        """The loss state of the best checkpoint, so that the saved matrix is the best one's."""
+        if not load_loss_state(self.loss, checkpoint):
+            logger.warning("No %s in %s: the saved matrix is the last step's, not the best checkpoint's.",
+                           LOSS_STATE_FILE, checkpoint)
+
+    def check_resumable(self, checkpoint: str | os.PathLike) -> None:
+        """Raise, before any work, when `checkpoint` cannot resume this loss (see `check_resumable`)."""
+        check_resumable(checkpoint, self.loss.spec.name, self.loss)
+        if self.loss.spec.requires_optimizer and not (Path(checkpoint) / OPTIMIZER_STATE_FILE).is_file():
+            raise ValueError(f"Expected {Path(checkpoint) / OPTIMIZER_STATE_FILE} to resume the "
+                             f"{self.loss.spec.name!r} "
+                             "matrix's optimizer but got no such file: the checkpoint comes from an earlier "
+                             "hf_labelsmooth, which kept the matrix in the model's optimizer. Resume it with that "
+                             "version or start a new run.")
 
 
 def save_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> Path:
     """Write `loss.state_dict()` to ``relation_loss.safetensors`` (atomically) in `directory`."""
     path = Path(directory) / LOSS_STATE_FILE
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in loss.state_dict().items()}
-    write_tensors(path, tensors, {"method": loss.name, "alpha": str(loss.alpha)})
+    write_tensors(path, tensors, {"method": loss.spec.name, "alpha": str(loss.alpha)})
     return path
 
 
@@ -55,6 +96,45 @@ def load_loss_state(loss: RelationLoss, directory: str | os.PathLike) -> bool:
     device = next(iter(loss.state_dict().values()), torch.empty(0)).device
     loss.load_state_dict({k: v.to(device) for k, v in state.items()})
     loss.keep_states_on_rank_zero()
+    return True
+
+
+def save_optimizer_state(optimizer: RelationOptimizer, directory: str | os.PathLike) -> Path:
+    """Write the matrix's optimizer state and schedule to ``relation_optimizer.safetensors`` in `directory`."""
+    state = optimizer.optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars[f"{index}.{key}"] = value
+    scheduler = optimizer.scheduler
+    metadata = {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars),
+                "scheduler": json.dumps(None if scheduler is None else scheduler.state_dict())}
+    path = Path(directory) / OPTIMIZER_STATE_FILE
+    write_tensors(path, tensors, metadata)
+    return path
+
+
+def load_optimizer_state(optimizer: RelationOptimizer, directory: str | os.PathLike) -> bool:
+    """Restore what `save_optimizer_state` wrote; False when the file is absent."""
+    path = Path(directory) / OPTIMIZER_STATE_FILE
+    if not path.is_file():
+        return False
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    entries: dict[int, dict[str, Any]] = {}
+    for name, value in [*load_file(str(path)).items(), *json.loads(metadata["scalars"]).items()]:
+        index, key = name.split(".", 1)
+        entries.setdefault(int(index), {})[key] = value
+    groups = json.loads(metadata["param_groups"])
+    for group in groups:  # JSON turned tuples into lists
+        group.update({k: tuple(v) for k, v in group.items() if k == "betas" and isinstance(v, list)})
+    optimizer.optimizer.load_state_dict({"state": entries, "param_groups": groups})
+    schedule = json.loads(metadata["scheduler"])
+    if optimizer.scheduler is not None and schedule is not None:
+        optimizer.scheduler.load_state_dict(schedule)
     return True
 
 
@@ -81,7 +161,7 @@ def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLo
            f"with that run's --label_smoothing_method.")
     found = checkpoint_method(checkpoint)
     if found is None:
-        if loss is not None and loss.requires_optimizer:
+        if loss is not None and loss.spec.requires_optimizer:
             raise ValueError(f"Expected {path} to resume the {method!r} loss (its matrix is trained) but got "
                              f"no such file: the checkpoint was not written by LabelSmoothingTrainer. {fix}")
         return
@@ -95,4 +175,3 @@ def check_resumable(checkpoint: str | os.PathLike, method: str, loss: RelationLo
         if shapes != expected:
             raise ValueError(f"Expected the {method!r} loss state {expected} in {path} but got {shapes} (another "
                              f"number of classes or --relation_top_n). {fix}")
-

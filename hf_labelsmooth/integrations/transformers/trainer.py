@@ -1,53 +1,36 @@
-"""`LabelSmoothingTrainer`: a `transformers.Trainer` whose classification loss is a class-relation loss."""
+"""`LabelSmoothingTrainer`: a `transformers.Trainer` whose classification loss is a class-relation loss.
+
+Read top to bottom: building the loss (`RelationOptions`), the loss of a batch, the matrix's optimizer, checkpoints
+(owned by `checkpoint.LossCheckpoint`), logs, then saving and sharing (the matrix beside the model, one Hub commit,
+the model card).
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence, cast
+from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from transformers import Trainer
 
-from ...losses import create_loss
 from ...losses.base import RelationLoss
 from ...metrics.functional import relation_stats
-from ...relations import load_relations, needs_topk_artifact
+from ...relations import ARTIFACT_DIR, needs_topk_artifact
+from ...relations.card_text import hub_id, literal
 from .callbacks import RelationLossCallback
-from .checkpoint import check_resumable, load_loss_state, save_loss_state
-from .relation_optimizer import RelationOptimizer, check_optimizer_checkpoint
+from .checkpoint import LossCheckpoint
 from .data_checks import check_dataset_labels, check_problem_type
-from .model_card import describe_source
-from .sharing import RelationSharingTrainer
-from .training_args import LabelSmoothingTrainingArguments
+from .heatmap import RelationHeatmapCallback
+from .model_card import add_card_section, card_facts, card_metadata, card_section, describe_source, \
+    learned_relations, record_in_config, remove_stale_relations
+from .relation_optimizer import RelationOptimizer
+from .training_args import LabelSmoothingTrainingArguments, config_label_names
 
 logger = logging.getLogger(__name__)
 
 
-def config_label_names(config: Any) -> list[str]:
-    """Class names in output order from a model config's `id2label` (keys may be int or str)."""
-    id2label = getattr(config, "id2label", None) or {}
-    k = int(config.num_labels)
-    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(k)]
-
-
-def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
-                        label_names: Sequence[str]) -> RelationLoss:
-    """The loss named by `args.label_smoothing_method`, per-sample (``reduction="none"``).
-
-    Raises:
-        ValueError: When the `relation_matrix` prior's label names differ from the model's (`config.id2label`).
-    """
-    kwargs: dict[str, Any] = {"reduction": "none"}
-    if args.relation_top_n is not None:
-        kwargs["top_n"] = args.relation_top_n
-    if args.relation_matrix is not None:
-        matrix = load_relations(args.relation_matrix)
-        matrix.check_label_names(list(label_names))  # ValueError naming the fix on mismatch with config.id2label
-        kwargs.update(matrix=matrix, label_names=list(label_names))
-    return create_loss(args.label_smoothing_method, num_classes=num_classes, alpha=args.label_smoothing_alpha,
-                       **kwargs)
-
-
-class LabelSmoothingTrainer(RelationSharingTrainer):
+class LabelSmoothingTrainer(Trainer):
     """`Trainer` for classifiers with any registered loss (`LabelSmoothingTrainingArguments.label_smoothing_method`).
 
     The loss is per sample, summed and divided by the number of samples of the whole (accumulated, all-process)
@@ -85,9 +68,11 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             raise ValueError("Expected a `model` but got None (model_init is not supported).")
         config = self.accelerator.unwrap_model(self.model).config
         check_problem_type(config)
+        self.options = self.args.relation_options()
+        # `class_names`, not `label_names`: the Trainer's `label_names` are the batch keys of the labels
         self.class_names = config_label_names(config)
-        loss = relation_loss if relation_loss is not None else build_relation_loss(
-            self.args, int(config.num_labels), self.class_names)
+        loss, self.prior = (relation_loss, None) if relation_loss is not None else self.options.build_with_prior(
+            int(config.num_labels), self.class_names, reduction="none")  # prior: `provenance.prior_record`
         loss.reduction = "none"
         self.relation_loss = loss.to(self.args.device)
         self.relation_loss_fn: nn.Module = self.relation_loss
@@ -98,15 +83,18 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
                 self.relation_loss, backend=self.args.torch_compile_backend,  # type: ignore[arg-type]
                 mode=self.args.torch_compile_mode))
         self.relation_optimizer: RelationOptimizer | None = None
-        self.add_callback(RelationLossCallback(self.relation_loss, self.args.relation_update_every,
+        self.loss_checkpoint = LossCheckpoint(self.relation_loss, lambda: self.relation_optimizer)
+        self.add_callback(RelationLossCallback(self.relation_loss, self.options.update_every,
                                                optimizer_step=self._relation_optimizer_step,
                                                scheduler_step=self._relation_scheduler_step,
                                                relation_lr=self._relation_lr))
+        self.add_callback(RelationHeatmapCallback(self.relation_loss, self.class_names, self.callback_handler.callbacks,
+                                                  self.args.relation_heatmap_every))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
-        if self.args.load_best_model_at_end and self.args.save_only_model and loss.learns_relations:
+        if self.args.load_best_model_at_end and self.args.save_only_model and loss.spec.learns_relations:
             raise ValueError(f"Expected save_only_model=False with load_best_model_at_end=True for method "
-                             f"{loss.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
+                             f"{loss.spec.name!r} but got save_only_model=True: the best checkpoint must hold the loss "
                              "state for the saved matrix to be the best one's. Drop --save_only_model.")
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
@@ -122,8 +110,7 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
 
             checkpoint = get_last_checkpoint(self.args.output_dir)
         if checkpoint:
-            check_resumable(checkpoint, self.relation_loss.name, self.relation_loss)
-            check_optimizer_checkpoint(checkpoint, self.relation_loss)
+            self.loss_checkpoint.check_resumable(checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
@@ -163,7 +150,8 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             # transformers annotates `model` as PreTrainedModel, but its own create_optimizer passes any nn.Module
             cls, kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(
                 self.args, model)  # type: ignore[arg-type]
-            self.relation_optimizer = RelationOptimizer.for_loss(self.relation_loss, self.args, cls, kwargs)
+            self.relation_optimizer = RelationOptimizer.for_loss(self.relation_loss, self.options, self.args, cls,
+                                                                 kwargs)
         return optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None) -> Any:
@@ -185,27 +173,84 @@ class LabelSmoothingTrainer(RelationSharingTrainer):
             self.relation_optimizer.step_schedule()
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        self.relation_loss.consolidate_states()  # collective: every rank is here
-        if self.args.should_save:
-            save_loss_state(self.relation_loss, output_dir)
-            if self.relation_optimizer is not None:
-                self.relation_optimizer.save(output_dir)
+        self.loss_checkpoint.save(output_dir, self.args.should_save)  # collective: every rank is here
         super()._save_optimizer_and_scheduler(output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is None:
-            return
-        if not load_loss_state(self.relation_loss, checkpoint):
-            logger.warning("No relation_loss.safetensors in %s: the %s loss restarts from its initial state.",
-                           checkpoint, self.relation_loss.name)
-        if self.relation_optimizer is not None and not self.relation_optimizer.load(checkpoint):
-            logger.warning("No relation_optimizer.safetensors in %s: the matrix's optimizer restarts.", checkpoint)
+        if checkpoint is not None:
+            self.loss_checkpoint.load(checkpoint)
+
+    def _load_best_model(self) -> None:
+        super()._load_best_model()
+        self.loss_checkpoint.load_best(str(self.state.best_model_checkpoint))  # set: the Trainer loaded the best
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the matrix's mean row entropy and mean off-diagonal mass to training logs and the final metrics."""
         loss = self.relation_loss
         training = "loss" in logs or "train_loss" in logs  # "train_loss": the summary `train()` returns
-        if training and loss.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
+        if training and loss.spec.learns_relations and not needs_topk_artifact(loss):  # large sparse K: no matrix
             logs.update(relation_stats(loss.relation_matrix()))
         super().log(logs, start_time)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both. The
+        model's config.json records how its labels were smoothed (`model_card.record_in_config`)."""
+        record_in_config(self)
+        super().save_model(output_dir, _internal_call=True)  # Trainer.save_model would push before the matrix exists
+        if _internal_call:
+            return
+        self.save_relations(output_dir)
+        if self.args.push_to_hub:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+    def save_relations(self, output_dir: str | None = None) -> None:
+        """Write the learned relations to ``<output_dir>/relation_matrix/`` (methods that learn them).
+
+        For a method that learns none, a ``relation_matrix/`` left there by an earlier run is removed: it would be
+        read as this model's.
+        """
+        if not self.args.should_save:
+            return
+        root = output_dir or self.args.output_dir
+        assert root is not None  # TrainingArguments.__post_init__ fills output_dir
+        directory = Path(root) / ARTIFACT_DIR
+        if not self.relation_loss.spec.learns_relations:
+            remove_stale_relations(directory, self.relation_loss.spec.name)
+            return
+        learned_relations(self).save_pretrained(directory, repo_id=getattr(self, "hub_model_id", None))
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None,
+                    **kwargs: Any) -> Any:
+        """As `Trainer.push_to_hub`, with ``relation_matrix/`` written first: one commit holds the model and matrix."""
+        self.save_relations()
+        return super().push_to_hub(commit_message, blocking, token, revision, private, **kwargs)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        if self.args.hub_strategy != "end":
+            self.save_relations()  # the checkpoint's relations beside its model files
+        super()._push_from_checkpoint(checkpoint_folder)
+
+    def create_model_card(self, language: str | None = None, license: str | None = None,
+                          tags: str | list[str] | None = None, model_name: str | None = None,
+                          finetuned_from: str | None = None, tasks: str | list[str] | None = None,
+                          dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
+                          dataset_args: str | list[str] | None = None) -> None:
+        """Transformers' model card plus a section naming the method, α, base model, dataset, training settings and
+        showing the learned matrix (heatmap, strongest relations, reuse commands; `model_card`).
+
+        Defaults come from the trainer (`source_model`, `dataset`); only Hub ids go into the card's metadata, and
+        every text value is escaped (`relations.card_text`).
+        """
+        tags, dataset_tags, dataset_args = card_metadata(self.relation_loss.spec.name, tags, dataset_tags,
+                                                         dataset_args, self.dataset, self.dataset_config)
+        assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
+        text = dataset or self.dataset
+        super().create_model_card(language, license, tags, literal(model_name or Path(self.args.output_dir).name),
+                                  finetuned_from or hub_id(self.source_model), tasks, dataset_tags,
+                                  [literal(d) for d in ([text] if isinstance(text, str) else text)] if text else None,
+                                  dataset_args)
+        if self.is_world_process_zero():
+            add_card_section(Path(self.args.output_dir) / "README.md", card_section(card_facts(self)),
+                             self.source_model if finetuned_from is None else finetuned_from)

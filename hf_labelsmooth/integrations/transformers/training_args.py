@@ -1,18 +1,24 @@
-"""`LabelSmoothingTrainingArguments`: `TrainingArguments` plus the class-relation label smoothing fields.
+"""`LabelSmoothingTrainingArguments`: `TrainingArguments` plus the class-relation label smoothing fields, mapped onto
+`hf_labelsmooth.options.RelationOptions` (which checks them and builds the loss).
 
 Which options a method takes (a period, sparse rows, a saved matrix, its default alpha) is read from the loss
 registry: a newly registered loss is reachable here with no edit.
 """
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 from transformers import TrainingArguments
 
+from ...losses.base import RelationLoss
 from ...losses.registry import describe_defaults, get_loss_class, is_loss, list_losses
+from ...options import RelationOptions
+
+# `RelationOptions` field -> the argument that sets it (docs/CONTRIBUTING.md has the table for every integration)
+TRAINER_FIELDS = {"method": "label_smoothing_method", "alpha": "label_smoothing_alpha",
+                  "update_every": "relation_update_every", "top_n": "relation_top_n", "prior": "relation_matrix",
+                  "relation_lr": "relation_lr", "relation_weight_decay": "relation_weight_decay"}
 
 
 class _RegisteredLosses:
@@ -27,7 +33,7 @@ class _RegisteredLosses:
 
 def _matrix_methods() -> list[str]:
     """The registered methods built from a saved matrix (relation_prior)."""
-    return [n for n in list_losses() if get_loss_class(n).requires_matrix]
+    return [n for n in list_losses() if get_loss_class(n).spec.requires_matrix]
 
 
 @dataclass
@@ -50,6 +56,8 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
             folder / repo trained with a relation method (its ``relation_matrix/`` subfolder is read).
         relation_top_n: Keep N related classes per row (sparse, for large K; methods that support it).
+        relation_heatmap_every: Log the learned matrix's heatmap every N epochs to the `report_to` loggers that
+            take images (TensorBoard, W&B); 0 never. A logging setting, not a `RelationOptions` field.
     """
 
     label_smoothing_method: str = field(
@@ -74,54 +82,42 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
     relation_top_n: int | None = field(
         default=None, metadata={"help": f"Keep N related classes per row (sparse, for large K): "
                                         f"{list_losses(supports_top_n=True)}."})
+    relation_heatmap_every: int = field(
+        default=1, metadata={"help": "Log the learned matrix's heatmap every N epochs to the report_to loggers that "
+                                     "take images (tensorboard, wandb); 0 never."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.relation_matrix is not None and not self.relation_matrix.strip():
-            raise ValueError("Expected `relation_matrix` to be a folder saved by save_pretrained or a Hub repo id but "
-                             "got an empty string. Pass a path, or drop `--relation_matrix`.")
-        if self.relation_matrix is not None and self.label_smoothing_method == "ce":
+        if self.relation_matrix is not None and self.relation_matrix.strip() and self.label_smoothing_method == "ce":
             self.label_smoothing_method = _matrix_methods()[0]  # `--relation_matrix` alone selects the prior
-        self._check_method()
-        self._check_options()
-
-    def _check_method(self) -> None:
-        method = self.label_smoothing_method
-        if not is_loss(method):
-            raise ValueError(f"Expected `label_smoothing_method` in {list_losses()} but got {method!r}.")
         if self.label_smoothing_factor:
             raise ValueError(
                 f"Expected `label_smoothing_factor` = 0 with LabelSmoothingTrainingArguments but got "
-                f"{self.label_smoothing_factor} (method {method!r}): both would smooth the labels. Use "
-                f"`--label_smoothing_method ls --label_smoothing_alpha {self.label_smoothing_factor}` for uniform "
-                "smoothing, or drop `--label_smoothing_factor`.")
-        if get_loss_class(method).requires_matrix != (self.relation_matrix is not None):
-            raise ValueError(
-                f"Expected `relation_matrix` to be set exactly when the method takes a saved matrix "
-                f"({_matrix_methods()}) but got method {method!r} and "
-                f"relation_matrix={self.relation_matrix!r}. Pass `--relation_matrix PATH` alone.")
-        alpha = self.label_smoothing_alpha
-        if alpha is not None and not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"Expected `label_smoothing_alpha` in [0, 1] but got {alpha}.")
-        if alpha and get_loss_class(method).default_alpha == 0.0:
-            raise ValueError(f"Expected no `label_smoothing_alpha` with method {method!r} but got {alpha}. Use "
-                             "`--label_smoothing_method ls` to smooth.")
+                f"{self.label_smoothing_factor} (method {self.label_smoothing_method!r}): both would smooth the "
+                f"labels. Use `--label_smoothing_method ls --label_smoothing_alpha {self.label_smoothing_factor}` for "
+                "uniform smoothing, or drop `--label_smoothing_factor`.")
+        self.relation_options().check({spec: f"`{name}`" for spec, name in TRAINER_FIELDS.items()})
+        if self.relation_heatmap_every < 0:
+            raise ValueError(f"Expected `relation_heatmap_every` >= 0 (epochs; 0 never logs) but got "
+                             f"{self.relation_heatmap_every}.")
 
-    def _check_options(self) -> None:
-        method, cls = self.label_smoothing_method, get_loss_class(self.label_smoothing_method)
-        every = self.relation_update_every
-        if every is not None and (not cls.has_update_period(self.relation_top_n) or every < 1):
-            raise ValueError(f"Expected `relation_update_every` >= 1 with a method that refreshes on a period (ols; "
-                             f"lspp / lls with relation_top_n) but got {every} with method {method!r} and "
-                             f"relation_top_n={self.relation_top_n}. Drop it or change the method.")
-        if self.relation_top_n is not None and (not cls.supports_top_n or self.relation_top_n < 1):
-            raise ValueError(f"Expected `relation_top_n` >= 1 with a method in {list_losses(supports_top_n=True)} "
-                             f"but got {self.relation_top_n} with method {method!r}. Drop it or change the method.")
-        for name in ("relation_lr", "relation_weight_decay"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"Expected `{name}` to be a finite number >= 0 but got {value}.")
-            if value is not None and not cls.requires_optimizer:
-                learnable = [n for n in list_losses() if get_loss_class(n).requires_optimizer]
-                warnings.warn(f"`{name}`={value} has no effect with method {method!r}, which learns no parameters; "
-                              f"it applies to {learnable}.", UserWarning, stacklevel=3)
+    def relation_options(self) -> RelationOptions:
+        """These arguments in the package's vocabulary (`hf_labelsmooth.options.RelationOptions`)."""
+        return RelationOptions(**{spec: getattr(self, name) for spec, name in TRAINER_FIELDS.items()})
+
+
+def config_label_names(config: Any) -> list[str]:
+    """Class names in output order from a model config's `id2label` (keys may be int or str)."""
+    id2label = getattr(config, "id2label", None) or {}
+    k = int(config.num_labels)
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(k)]
+
+
+def build_relation_loss(args: LabelSmoothingTrainingArguments, num_classes: int,
+                        label_names: Sequence[str]) -> RelationLoss:
+    """The loss named by `args.label_smoothing_method`, per-sample (``reduction="none"``): `RelationOptions.build`.
+
+    Raises:
+        ValueError: When the `relation_matrix` prior's label names differ from the model's (`config.id2label`).
+    """
+    return args.relation_options().build(num_classes, label_names, reduction="none")

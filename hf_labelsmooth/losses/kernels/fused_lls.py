@@ -215,3 +215,14 @@ class SparseHardLLS(torch.autograd.Function):
             if ctx.alpha == 0:
                 grad_r, grad_tail = torch.zeros_like(grad_r), torch.zeros_like(grad_tail)
         return grad_z, None, None, grad_r, grad_tail, None, None, None
+
+
+def dense_loss(logits: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float) -> Tensor:
+    """LLS per-sample loss [B] for class ids from the K×K relation logits Q (`DenseHardLLS`; `storage.DenseLogits`)."""
+    return DenseHardLLS.apply(logits, labels, relation_logits, alpha)
+
+
+def top_n_loss(logits: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor, n_tail: int,
+               alpha: float, observe: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """LLS for class ids from top-N rows, with the confusions when `observe` (`SparseHardLLS`; `storage.TopNLogits`)."""
+    return SparseHardLLS.apply(logits, labels, slots, log_r, log_r_tail, n_tail, alpha, observe)

@@ -166,7 +166,7 @@ def _relation_rows_grad(r: Tensor, diff: Tensor, kept: Tensor | None, p_y: Tenso
 
 
 class SparseLSPP(torch.autograd.Function):
-    """Sparse LS++ with hard labels from the slots (`_sparse._sparse_slot_logs`): no [B, K] target.
+    """Sparse LS++ with hard labels from the slots (`storage.TopNLogits.slot_logs`): no [B, K] target.
 
     Inputs: logits z [B, K], labels [B], slots [B, N] (never the label), log R at the slots [B, N], log R of each
     tail class [B] (-inf without a tail), the tail size n_tail = K - 1 - N, and α. Off the slots and the label
@@ -209,3 +209,14 @@ class SparseLSPP(torch.autograd.Function):
             diff.scatter_(1, labels[:, None], (p_y - (1.0 - alpha))[:, None])
             grad_z = scale_rows_(diff, half[:, None], ctx.dtype)
         return grad_z, None, None, -p_s_kept * half[:, None], -p_rest_kept * half, None, None, None
+
+
+def dense_loss(logits: Tensor, labels: Tensor, relation_logits: Tensor, alpha: float) -> Tensor:
+    """LS++ per-sample loss [B] for class ids from the K×K relation logits C (`DenseLSPP`; `storage.DenseLogits`)."""
+    return DenseLSPP.apply(logits, labels, relation_logits, alpha, torch.is_grad_enabled())
+
+
+def top_n_loss(logits: Tensor, labels: Tensor, slots: Tensor, log_r: Tensor, log_r_tail: Tensor, n_tail: int,
+               alpha: float, observe: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """LS++ for class ids from top-N rows, with the confusions when `observe` (`SparseLSPP`; `storage.TopNLogits`)."""
+    return SparseLSPP.apply(logits, labels, slots, log_r, log_r_tail, n_tail, alpha, observe)

@@ -1,4 +1,4 @@
-"""Each sample's most probable wrong class, for the sparse slot refresh (`_sparse.SparseLogitsMixin`)."""
+"""Each sample's most probable wrong class, for the sparse slot refresh (`storage.TopNLogits`)."""
 from __future__ import annotations
 
 import torch

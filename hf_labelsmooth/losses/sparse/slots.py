@@ -1,42 +1,13 @@
-"""Sparse top-N relation rows (``top_n=N``) for large K: the K×K matrix is never built.
+"""Helpers of the top-N rows (``top_n=N``): the option's check, slot tables and the K limit of dense matrices.
 
 Every row y keeps N *slots*: class indices ``slots[y]`` (K×N long) with their own weights; the classes outside the
-slots (the *tail*) share the rest of the row's mass uniformly. The tail is what keeps LLS's KL(p‖t) finite (a
-target of exactly 0 would make it infinite) and makes a fresh sparse loss equal a fresh dense one (uniform rows).
-With N = K (lls, ols) or N = K-1 (lspp) the tail is empty and the sparse loss equals the dense one.
-Hard labels use fused closed forms (`_fused_lspp`, `_fused_lls`: gathers at the slots plus full-row sums, no
-[B, K] target); soft targets expand only the rows of the classes that carry mass in the batch.
-
-Learnable rows (LS++, LLS; `SparseLogitsMixin`): parameters ``logits`` (K×N, the slot logits) and
-``tail_logits`` (K, one logit shared by each of the row's n_tail tail classes), so
-``R[y] = softmax([logits[y], tail_logits[y] repeated n_tail times])`` placed at ``slots[y]`` and the tail.
-Slots start from ``slot_init`` (a K×N index table, e.g. the top-N of a prior matrix) or from the neighbours
-y+1, …, y+N (mod K; LLS puts y itself in slot 0, LS++ never holds y). Refresh: during training each sample's
-most probable *wrong* class that is not yet a slot of its row is recorded with its probability in a small
-per-row candidate table (K×`candidates`, summed per class, top entries kept; a state declared with `add_state`, so
-the tables of all processes are merged first); at `refresh()` (each `end_epoch()`, or every `refresh_every` training
-batches) each row swaps its lowest-logit slots (at most ``max(1, swap_fraction·N)``, never LLS's own-class slot) for
-its highest-scoring candidates. A new slot takes the row's tail logit, so the incoming class keeps its logit; the
-evicted class joins the tail (the only change to the row is that one class's logit becoming the tail's). Optimiser
-moments of a swapped slot are carried over (they are small, as the evicted slot had the lowest logit).
+slots (the *tail*) share the rest of the row's mass uniformly. The storages are `storage.TopNLogits` (LS++, LLS) and
+`storage.TopNAverages` (OLS).
 """
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
-
 import torch
-from torch import Tensor, nn
-
-from ..eager import eager_only
-from ..kernels.wrong_class import most_probable_wrong
-from .grouped_merge import merge_groups
-from .tables import merge_top_tables
-
-if TYPE_CHECKING:  # the mixin only ever sits before RelationLoss in the bases of LS++/LLS
-    from ..base import RelationLoss as _LossBase
-else:
-    _LossBase = object
+from torch import Tensor
 
 DENSE_MATRIX_LIMIT = 8192  # relation_matrix() of a sparse loss builds K×K only up to this K
 
@@ -74,114 +45,3 @@ def check_slots(slots: Tensor, num_classes: int, top_n: int, include_self: bool)
 def scatter_rows(fill: Tensor, index: Tensor, values: Tensor, num_classes: int) -> Tensor:
     """Dense rows [n, K]: `fill` [n] everywhere, then `values` [n, N] at `index` [n, N] (differentiable)."""
     return fill[:, None].expand(len(fill), num_classes).scatter(1, index, values)
-
-
-class SparseLogitsMixin(_LossBase):
-    """Sparse learnable rows for LS++ / LLS (see the module docstring). Mixed in before `RelationLoss`."""
-
-    include_self: bool = True  # LLS rows may hold the own class; LS++ sets False
-    top_n: int | None  # None: dense storage (the sparse methods here are called only when set)
-    refresh_every: int | None
-    slots: Tensor  # buffers (registered in `_init_sparse`)
-    refresh_steps: Tensor
-    candidate_index: Tensor  # states (`add_state`)
-    candidate_score: Tensor
-
-    def _init_sparse(self, top_n: int, slot_init: Tensor | None, refresh_every: int | None,
-                     swap_fraction: float, candidates: int) -> None:
-        k = self.num_classes
-        if refresh_every is not None and (not isinstance(refresh_every, int) or refresh_every < 1):
-            raise ValueError(f"Expected `refresh_every` to be a positive integer or None but got {refresh_every!r}.")
-        if not 0.0 < swap_fraction <= 1.0:
-            raise ValueError(f"Expected `swap_fraction` in (0, 1] but got {swap_fraction!r}.")
-        slots = (neighbour_slots(k, top_n, self.include_self) if slot_init is None
-                 else check_slots(slot_init, k, top_n, self.include_self))
-        self.top_n, self.refresh_every, self.swap_fraction = top_n, refresh_every, swap_fraction
-        self.n_tail = k - top_n - (0 if self.include_self else 1)
-        self.logits = nn.Parameter(torch.zeros(k, top_n))
-        self.tail_logits = nn.Parameter(torch.zeros(k))
-        self.register_buffer("slots", slots)
-        self.add_state(("candidate_index", "candidate_score"),  # per process: merged at each refresh
-                       (torch.full((k, candidates), -1, dtype=torch.long), torch.zeros(k, candidates)),
-                       dist_reduce_fx=merge_top_tables)
-        self.register_buffer("refresh_steps", torch.zeros((), dtype=torch.long))
-
-    def _sparse_slot_logs(self, classes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(slots [n, N], log R at the slots [n, N], log R of each tail class [n]; -inf when there is no tail)."""
-        slot_logits = self.logits.index_select(0, classes).float()
-        tail = self.tail_logits.index_select(0, classes).float()
-        if self.n_tail == 0:
-            norm = slot_logits.logsumexp(dim=-1)
-            return self.slots[classes], slot_logits - norm[:, None], torch.full_like(tail, float("-inf"))
-        norm = torch.cat([slot_logits, (tail + math.log(self.n_tail))[:, None]], dim=-1).logsumexp(dim=-1)
-        return self.slots[classes], slot_logits - norm[:, None], tail - norm
-
-    def _sparse_log_rows(self, classes: Tensor) -> Tensor:
-        """log R[classes] as dense [n, K] float32 rows (differentiable; -inf at the own class for LS++)."""
-        slots, log_r, log_r_tail = self._sparse_slot_logs(classes)
-        rows = scatter_rows(log_r_tail, slots, log_r, self.num_classes)
-        return rows if self.include_self else rows.scatter(1, classes[:, None], float("-inf"))
-
-    @torch.no_grad()
-    def _observe_confusions(self, logits: Tensor, classes: Tensor) -> None:
-        """Record each sample's most probable wrong class (if not yet a slot of its row), scored by probability."""
-        score, wrong = most_probable_wrong(logits.float().softmax(dim=-1), classes)
-        self._record_confusions(classes, wrong, score)
-
-    @torch.no_grad()
-    def _record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
-        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
-        new = ~(self.slots[classes] == wrong[:, None]).any(dim=-1)
-        merge_groups(self.candidate_index, self.candidate_score, classes, wrong[:, None], score[:, None], new)
-        self.refresh_steps += 1
-        if self.refresh_every is not None:
-            self._refresh_on_period()
-
-    @eager_only
-    def _refresh_on_period(self) -> None:
-        """Refresh every `refresh_every` batches (a host sync: a graph break under torch.compile)."""
-        assert self.refresh_every is not None  # called only when a period is set
-        if int(self.refresh_steps) % self.refresh_every == 0:
-            self.refresh()
-
-    @torch.no_grad()
-    def refresh(self) -> None:
-        """Swap each row's lowest-logit slots for its best candidates (see the module docstring); clear candidates.
-
-        The candidate tables are first merged across processes (`sync_states`), so every process swaps the same
-        slots: a slot column means the same class on every process, as the averaged slot-logit gradients assume.
-        """
-        assert self.top_n is not None  # sparse rows only
-        self.sync_states()
-        cand, score = self.candidate_index, self.candidate_score
-        in_slots = (cand[:, :, None] == self.slots[:, None, :]).any(dim=-1)
-        score = score.masked_fill(in_slots | (cand < 0), -1.0)
-        n_swap = min(max(1, int(self.swap_fraction * self.top_n)), cand.shape[1], self.top_n)
-        best_score, best = score.topk(n_swap, dim=-1)
-        eviction = self.logits.detach().float().clone()
-        if self.include_self:
-            eviction.masked_fill_(self.slots == torch.arange(self.num_classes, device=eviction.device)[:, None],
-                                  float("inf"))
-        _, lowest = eviction.topk(n_swap, dim=-1, largest=False)
-        do = best_score > 0
-        rows = torch.arange(self.num_classes, device=cand.device)[:, None].expand_as(lowest)[do]
-        self.slots[rows, lowest[do]] = cand.gather(1, best)[do]
-        self.logits.data[rows, lowest[do]] = self.tail_logits.data[rows]
-        self.candidate_index.fill_(-1)
-        self.candidate_score.zero_()
-
-    def relation_topk(self, n: int | None = None) -> tuple[Tensor, Tensor]:
-        """(slot class indices [K, N], their probabilities [K, N]) sorted by probability; the tail is left out."""
-        assert self.top_n is not None  # sparse rows only
-        classes = torch.arange(self.num_classes, device=self.logits.device)
-        with torch.no_grad():
-            probs = self._sparse_log_rows(classes).exp().gather(1, self.slots)
-        values, order = probs.topk(min(n or self.top_n, self.top_n), dim=-1)
-        return self.slots.gather(1, order), values
-
-    def _sparse_relation_matrix(self) -> Tensor:
-        if self.num_classes > DENSE_MATRIX_LIMIT:
-            raise ValueError(f"Expected num_classes <= {DENSE_MATRIX_LIMIT} for a dense relation_matrix() of a sparse "
-                             f"loss but got {self.num_classes}; use relation_topk() instead.")
-        with torch.no_grad():
-            return self._sparse_log_rows(torch.arange(self.num_classes, device=self.logits.device)).exp()

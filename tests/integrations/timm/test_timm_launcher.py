@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from hf_labelsmooth.integrations.timm.launcher import LaunchError, launch
 from hf_labelsmooth.relations import load_relations
+from hf_labelsmooth.relations.provenance import content_sha256
 from tests.support.digits import write_digits_imagefolder
 from tests.support.paths import SUPPORT, subprocess_env, timm_train_py
 from tests.support.ports import free_port
@@ -92,7 +93,8 @@ def test_each_relation_loss_trains_and_writes_its_matrix(trained, data, loss: st
         return
     matrix = load_relations(run_dir / "relation_matrix")
     assert matrix.label_names == data[1] and matrix.method == loss and matrix.epochs == 2
-    assert matrix.source_model == "test_efficientnet_gn" and matrix.dataset == data[0].name
+    assert matrix.source_model is None and matrix.dataset == f"{data[0].name} (local)"  # from scratch, local data
+    assert matrix.training["architecture"] == "test_efficientnet_gn"
     assert "README.md" in os.listdir(run_dir / "relation_matrix")
     torch.testing.assert_close(matrix.matrix.sum(-1), torch.ones(10))
     if loss in ("lspp", "lls"):
@@ -138,6 +140,9 @@ def test_relation_prior_trains_and_checks_class_names(trained, data, out, tmp_pa
                                                 "--relation-matrix", str(source)])
     assert summary(run_dir)[0]["eval_top1"] > 20.0
     assert "task_state" in checkpoint(run_dir / "last.pth.tar")
+    digest = content_sha256(load_relations(source))  # the root card names the prior the student learned from
+    assert f"| Prior matrix (`relation_prior`) | relation\\_matrix (local) (sha256 {digest}) |" in \
+        (run_dir / "README.md").read_text()
     wrong = load_relations(source)
     wrong.label_names = [f"class{i}" for i in range(10)]
     wrong.save_pretrained(tmp_path / "wrong", card=False)
@@ -174,6 +179,27 @@ def test_resume_ends_where_the_uninterrupted_run_does(data, out, loss: str, extr
     _assert_states_equal({k: a[k] for k in keys if k in a}, {k: b[k] for k in keys if k in b})
     torch.testing.assert_close(load_relations(resumed / "relation_matrix").matrix,
                                load_relations(full / "relation_matrix").matrix, rtol=0, atol=0)
+
+
+def test_update_period_counts_optimizer_steps_as_the_trainer_does(data, out, tmp_path, monkeypatch) -> None:
+    """--relation-update-every N with --grad-accum-steps 2 swaps OLS after the same training batches as the Trainer
+    with gradient_accumulation_steps=2: every N optimizer steps, across the epoch boundary (15 batches, 8 steps an
+    epoch), and not at the epoch end."""
+    from hf_labelsmooth.integrations.transformers import LabelSmoothingTrainer
+    from hf_labelsmooth.losses.ols import OnlineLabelSmoothing
+    from tests.support.trainer_digits import DigitsDataset, digits_args, tiny_model
+
+    swaps: list[int] = []  # the loss's count of training batches at each swap
+    swap = OnlineLabelSmoothing.swap
+    monkeypatch.setattr(OnlineLabelSmoothing, "swap", lambda self: (swaps.append(int(self.steps)), swap(self))[1])
+    run(data, out, "period-accum", COMMON + ["--epochs", "2", "--no-aug", "-b", "16", "--grad-accum-steps", "2",
+                                             "--loss-type", "ols", "--relation-update-every", "3"])
+    timm_swaps, swaps[:] = list(swaps), []
+    trainer = LabelSmoothingTrainer(model=tiny_model(), train_dataset=DigitsDataset(15 * 16), args=digits_args(
+        str(tmp_path), "ols", 16, num_train_epochs=2, gradient_accumulation_steps=2, relation_update_every=3))
+    trainer.train()
+    assert trainer.state.global_step == 16
+    assert timm_swaps == swaps == [6, 12, 17, 23, 29]  # optimizer steps 3, 6 | 9, 12, 15 (8 steps an epoch)
 
 
 @pytest.mark.parametrize("loss", ["ls", "ols", "lspp", "lls"])

@@ -16,6 +16,7 @@ from hf_labelsmooth.cli import build_parser
 from hf_labelsmooth.integrations.timm.hooks import LaunchState, installed
 from hf_labelsmooth.integrations.timm.launcher import LaunchError, LaunchOptions, launch, split_launcher_args
 from hf_labelsmooth.integrations.timm.script_args import check_script_args, with_default_smoothing
+from hf_labelsmooth.options import RelationOptions
 from hf_labelsmooth.relations import load_relations
 from tests.support.digits import write_digits_imagefolder
 from tests.support.paths import SUPPORT
@@ -81,12 +82,15 @@ def test_missing_script_names_where_to_get_it(tmp_path) -> None:
         launch(tmp_path / "train.py", ["--loss-type", "ols"])
 
 
-def test_flags_become_the_methods_own_options() -> None:
+def test_flags_map_onto_the_one_options_spec_and_the_period_stays_out_of_the_loss() -> None:
     names = [str(i) for i in range(10)]
-    assert LaunchOptions(loss_type="ols", relation_update_every=5).loss_kwargs("ols", names) == {"update_every": 5}
-    kwargs = LaunchOptions(loss_type="lls", relation_top_n=3, relation_update_every=7).loss_kwargs("lls", names)
-    assert kwargs == {"top_n": 3, "refresh_every": 7}
-    assert LaunchOptions(loss_type="ls").loss_kwargs("ls", names) == {}
+    spec = LaunchOptions(loss_type="lls", ls_alpha=0.2, relation_top_n=3, relation_update_every=7,
+                         relation_lr=0.5).relation_options()
+    assert spec == RelationOptions(method="lls", alpha=0.2, top_n=3, update_every=7, relation_lr=0.5)
+    loss = spec.build(10, names)
+    assert (loss.top_n, loss.alpha, loss.rows.refresh_every) == (3, 0.2, None)  # the task counts optimizer steps
+    ols = LaunchOptions(loss_type="ols", relation_update_every=5).relation_options().build(10, names)
+    assert ols.update_every is None
 
 
 def _args(**kwargs) -> Namespace:
