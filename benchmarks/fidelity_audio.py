@@ -61,16 +61,17 @@ def mlp(in_features: int, hidden: int, seed: int) -> nn.Module:
 
 
 def build(args: argparse.Namespace, method: str, opt: str, seed: int, relation_lr: float | None, in_features: int,
-          total_steps: int):
+          total_steps: int, **loss_kwargs):
     """Model, loss, optimizer (with the matrix's group; its default lr knows the run's `total_steps`) and
-    scheduler, as a timm training script builds them."""
+    scheduler, as a timm training script builds them (`loss_kwargs`: method options, e.g. ``matrix`` for
+    relation_prior)."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
 
     from hf_labelsmooth.integrations.timm import add_relation_param_group, create_classification_loss
 
     model = mlp(in_features, args.hidden, seed)
-    loss = create_classification_loss(method, num_classes=10)
+    loss = create_classification_loss(method, num_classes=10, **loss_kwargs)
     optimizer = create_optimizer_v2(model, opt=opt, **OPT[opt])
     add_relation_param_group(optimizer, loss, lr=relation_lr, weight_decay=None,
                              network_weight_decay=OPT[opt]["weight_decay"], total_steps=total_steps)
@@ -78,15 +79,19 @@ def build(args: argparse.Namespace, method: str, opt: str, seed: int, relation_l
 
 
 def run(args: argparse.Namespace, data: tuple, held_out: str, method: str, seed: int, opt: str = "adamw",
-        relation_lr: float | None = None) -> dict:
-    """Train on every speaker but `held_out`, test on `held_out`; scores and, for learned matrices, their facts."""
+        relation_lr: float | None = None, loss_kwargs: dict | None = None, after=None) -> dict:
+    """Train on every speaker but `held_out`, test on `held_out`; scores and, for learned matrices, their facts.
+
+    `loss_kwargs` go to the loss (e.g. ``matrix`` for relation_prior); `after(model, loss, x, y)`, given the trained
+    model, its loss and the standardised training data, returns more result fields (e.g. a matrix extracted from
+    the model)."""
     feats, digits, speakers = data
     test = torch.tensor([s == held_out for s in speakers])
     x, y, xt, yt = feats[~test], digits[~test], feats[test], digits[test]
     mean, std = x.mean(0), x.std(0)
     x, xt = (x - mean) / std, (xt - mean) / std
     model, loss, optimizer, scheduler = build(args, method, opt, seed, relation_lr, x[0].numel(),
-                                              total_steps(args, len(y)))
+                                              total_steps(args, len(y)), **(loss_kwargs or {}))
     g, start = torch.Generator().manual_seed(seed), time.time()
     for epoch in range(args.epochs):
         model.train(), loss.train()
@@ -103,6 +108,8 @@ def run(args: argparse.Namespace, data: tuple, held_out: str, method: str, seed:
         result = {**scores(model(xt), yt), "seconds": time.time() - start}
     if getattr(getattr(loss, "spec", None), "learns_relations", False):
         result.update({k: v for k, v in matrix_facts(loss).items() if k != "matrix"})
+    if after is not None:
+        result.update(after(model, loss, x, y))
     return result
 
 

@@ -78,18 +78,24 @@ def load_data(args: argparse.Namespace, tokenizer) -> dict[str, dict]:
     return data
 
 
-def train_args(args: argparse.Namespace, out: str, method: str, seed: int, relation_lr: float | None):
-    """The Trainer arguments a user would pass (AdamW, linear decay); `relation_lr` None = the library's default."""
+def train_args(args: argparse.Namespace, out: str, method: str, seed: int, relation_lr: float | None,
+               relation_matrix: str | None = None):
+    """The Trainer arguments a user would pass (AdamW, linear decay); `relation_lr` None = the library's default;
+    `relation_matrix`: a saved matrix folder (relation_prior)."""
     return LabelSmoothingTrainingArguments(
         output_dir=out, label_smoothing_method=method, learning_rate=args.lr, num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=128, weight_decay=0.01,
-        relation_lr=relation_lr, logging_strategy="epoch", save_strategy="no", report_to="none", seed=seed,
+        relation_lr=relation_lr, relation_matrix=relation_matrix, logging_strategy="epoch", save_strategy="no",
+        report_to="none", seed=seed,
         disable_tqdm=True, log_level="error", dataloader_num_workers=0)
 
 
 def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int, relation_lr: float | None = None,
-        empty_row: str | None = None) -> dict:
-    """Fine-tune once through `LabelSmoothingTrainer`; test scores, train metrics and the matrix's facts."""
+        empty_row: str | None = None, relation_matrix: str | None = None, after=None) -> dict:
+    """Fine-tune once through `LabelSmoothingTrainer`; test scores, train metrics and the matrix's facts.
+
+    `relation_matrix`: a saved matrix folder for method relation_prior; `after(trainer, data)`, called once trained,
+    returns more result fields (e.g. a matrix extracted from the model's predictions on the training set)."""
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, set_seed
 
     names = data["names"]
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
     loss = create_loss("ols", len(names), empty_row=empty_row) if empty_row else None
     start = time.time()
     with tempfile.TemporaryDirectory() as out:
-        trainer = LabelSmoothingTrainer(model=model, args=train_args(args, out, method, seed, relation_lr),
+        trainer = LabelSmoothingTrainer(model=model, args=train_args(args, out, method, seed, relation_lr,
+                                                                     relation_matrix),
                                         train_dataset=data["train"], data_collator=DataCollatorWithPadding(tokenizer),
                                         processing_class=tokenizer, relation_loss=loss)
         train_metrics = trainer.train().metrics
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
               "train_metrics": {k: v for k, v in train_metrics.items() if k.startswith("relation_")}}
     if trainer.relation_loss.spec.learns_relations:
         result.update(matrix_facts(trainer.relation_loss), relation_lr=trainer.relation_optimizer.lr)
-    return result
+    return {**result, **(after(trainer, data) if after is not None else {})}
 
 
 def coarse_share(matrix: list, names: list[str], seed: int) -> tuple[float, float, int]:

@@ -7,6 +7,7 @@ import sys
 from typing import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
+USER_ERROR = 2  # exit code of a user error (bad input, missing file, no network), as argparse exits on a bad flag
 
 
 def add_show(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +104,33 @@ def run_timm_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_show, add_timm_train]
+def add_extract(subparsers: argparse._SubParsersAction) -> None:
+    """``extract MODEL --output_dir DIR (--dataset_name D | --train_file F | ...)``: a matrix from any classifier."""
+    from .integrations.extraction.cli_args import add_extract_arguments
+
+    parser = subparsers.add_parser(
+        "extract", help="Build a class-relation matrix from any trained classifier's predictions.",
+        description="Row c = the classifier's mean predicted distribution over the samples of true class c, saved as "
+                    "a relation artifact (config, safetensors, card, heatmap) that --relation_matrix and "
+                    "relation_prior read. MODEL: a transformers sequence / image / audio classifier (folder or Hub "
+                    "id), or timm:ARCH (with --checkpoint), hf-hub:REPO, local-dir:PATH for timm.")
+    add_extract_arguments(parser)
+    parser.set_defaults(handler=run_extract)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Handler of ``extract``."""
+    from .integrations.extraction import ExtractArguments, extract_relations
+    from .relations import load_relations
+
+    options = ExtractArguments(**{k: v for k, v in vars(args).items() if k in ExtractArguments.__dataclass_fields__})
+    folder = extract_relations(options)
+    print(format_summary(load_relations(folder), 3))
+    print(f"relation matrix written to {printable(folder)} (reuse: --relation_matrix {printable(folder)})")
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_show, add_timm_train, add_extract]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,12 +9,14 @@ from typing import Any, Protocol
 from ..losses.registry import MethodCard, get_loss_class, is_loss
 from .card_text import hub_id, literal
 from .constants import CARD_FILE, PNG_FILE
+from .extract import EXTRACTED_METHOD
 
 logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "relation_matrix.md"  # package data
 MAX_TABLE_ROWS = 100
 UNIFORM_NOTE = ("every other class gets the same mass: no learned relation (e.g. an OLS class with no correctly "
                 "classified training sample in the last update period)")
+EXTRACTED_TITLE = "extracted from a trained classifier"
 TAGS = ["hf_labelsmooth", "label-smoothing", "class-relation-matrix", "model_hub_mixin"]
 TRAINING_LABELS = {  # the `training` field of config.json, as the card's table names it
     "optimizer": "Matrix optimizer", "relation_lr": "Matrix learning rate (`relation_lr`)",
@@ -65,23 +67,50 @@ def render_card(matrix: CardSource, image_file: str | None = PNG_FILE, top_k: in
 
     info = method_card(matrix.method)
     method = literal(matrix.method) if matrix.method else None  # config.json is untrusted: never raw in the card
+    extracted = matrix.method == EXTRACTED_METHOD
     uniform = matrix.uniform_rows()
-    rows = [(literal(name), [(literal(other), p) for other, p in related], flat)
-            for name, related, flat in zip(matrix.label_names, matrix.top_related(top_k), uniform)]
+    rows = [(literal(name), [(literal(other), p) for other, p in related], is_flat)
+            for name, related, is_flat in zip(matrix.label_names, matrix.top_related(top_k), uniform)]
     return ModelCard.from_template(
         card_data(matrix), template_path=str(template_path or TEMPLATE_PATH),
-        method=method, method_title=info.title if info else (method or ""),
-        method_description=info.description if info else f"Relation matrix produced by the {method or 'unknown'} "
-                                                          "loss.",
+        method=method, method_title=info.title if info else (EXTRACTED_TITLE if extracted else method or ""),
+        method_description=info.description if info else extraction_description(matrix) if extracted else
+        f"Relation matrix produced by the {method or 'unknown'} loss.",
+        origin="extracted from a trained classifier's predictions" if extracted else "learned with `hf_labelsmooth`",
+        missing="none (extracted, not trained)" if extracted else "unknown",
         alpha=matrix.alpha, source_model=matrix.source_model and literal(matrix.source_model),
         dataset=matrix.dataset and literal(matrix.dataset),
         epochs=matrix.epochs, num_classes=matrix.num_classes, logits_kind=getattr(matrix, "logits_kind", None),
-        extra={literal(k): literal(v) for k, v in matrix.extra.items()}, training=training_rows(matrix.training),
+        extra={literal(k): literal(v) for k, v in flat(matrix.extra).items()}, training=training_rows(matrix.training),
         image_file=image_file, top_k=min(top_k, matrix.num_classes - 1), top_rows=rows[:MAX_TABLE_ROWS],
         truncated=len(rows) > MAX_TABLE_ROWS, repo_hint=hub_id(repo_id) or "<user>/<repo>",
         citation=info.bibtex if info else None, top_n=getattr(matrix, "top_n", None),
         alpha_note=info.alpha_note if info else None, uniform_count=sum(uniform), uniform_note=UNIFORM_NOTE,
     )
+
+
+def flat(extra: dict[str, Any]) -> dict[str, Any]:
+    """Metadata for the card's table: a nested object (e.g. ``extraction``) as one row per field, ``key.field``."""
+    rows: dict[str, Any] = {}
+    for key, value in extra.items():
+        rows.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
+    return rows
+
+
+def extraction_description(matrix: CardSource) -> str:
+    """What an extracted matrix is: which model, which data, which statistic (`hf-labelsmooth extract`)."""
+    found = matrix.extra.get("extraction")
+    e: dict[str, Any] = found if isinstance(found, dict) else {}
+    model, data = literal(matrix.source_model or "an unnamed model"), literal(matrix.dataset or "unnamed data")
+    which = "correctly classified samples" if e.get("correct_only") else "samples"
+    self_note = (" The diagonal is excluded (each row renormalised over the other classes)." if e.get("exclude_self")
+                 else " The diagonal is the model's mean confidence in the true class.")
+    return (f"Extracted from **{model}** on **{data}** (split `{literal(e.get('split', '?'))}`) with "
+            f"`hf-labelsmooth extract`: row `R[c]` is the model's mean predicted distribution (softmax at temperature "
+            f"{literal(e.get('temperature', 1.0))}) over the {literal(e.get('samples', '?'))} {which} of class `c`; "
+            "a class with none "
+            f"gets a uniform row.{self_note} No loss was trained: reuse it as a proxy teacher with `relation_prior`, "
+            "which sets the smoothing mass α.")
 
 
 def card_data(matrix: CardSource) -> Any:
