@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         user_error = isinstance(err, (OSError, ValueError))  # bad input or an unwritable path
         if debug or not (user_error or type(err).__module__.startswith("huggingface_hub") or hub_cause(err)):
             raise
-        message = hub_cause(err) or " ".join(str(err).split()) or type(err).__name__
+        own = " ".join(str(err).split())  # the library's own "Expected ..." message names the argument: it comes first
+        message = (own if own.startswith("Expected") else None) or hub_cause(err) or own or type(err).__name__
         print(f"hf-labelsmooth {args.command}: error: {printable(message)}", file=sys.stderr)
         return 2
 

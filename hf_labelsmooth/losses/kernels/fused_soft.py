@@ -30,12 +30,13 @@ def soft_targets(target: Tensor, rows: RowsFn, alpha: float, dense: bool = True)
     two entries (Mixup, CutMix), else those of the classes with mass. Elsewhere (other devices, torch.compile) every
     row: an exact matmul, no data-dependent shape, no host sync -- for dense storage only (`dense`): top-N rows are
     built per class, and building all K of them would be the K×K matrix top-N storage exists to avoid, so top-N
-    storage always reads only the rows t₀ needs (a host read per call off the CPU).
+    storage reads only the rows t₀ needs in eager mode (a host read per call off the CPU); a compiled graph, which
+    cannot read the host, builds every row.
     """
     if alpha == 0:
         return target.clone()
     k = target.shape[-1]
-    if may_sync(target) or not dense:  # host reads are free on the CPU
+    if may_sync(target) or (not dense and not torch.compiler.is_compiling()):  # host reads are free on the CPU
         present = torch.sign(target).abs_()  # 1 where t₀ has mass (vectorised, unlike nonzero / argmax / bool ops)
         if bool((present.sum(dim=-1) <= 2).all()):
             return _two_entry_targets(target, present, rows, alpha)

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from huggingface_hub import ModelCard
 
+from hf_labelsmooth.optim import default_relation_lr
 from hf_labelsmooth.integrations.timm.launcher import LaunchError, LaunchOptions
 from tests.support.digits import write_digits_imagefolder
 from tests.support.hub_server import RecordingHub
@@ -63,7 +65,8 @@ def test_push_uploads_a_timm_loadable_model_with_its_matrix_and_card(tmp_path: P
         "README.md", "config.json", "model.safetensors", "relation_matrix/README.md", "relation_matrix/config.json",
         "relation_matrix/relation_matrix.png", "relation_matrix/relation_matrix.safetensors"]  # no pickle
     config = json.loads(commit["files"]["config.json"])
-    training = {"optimizer": "AdamW (Adam-like)", "relation_lr": 0.05, "relation_weight_decay": 0.0,
+    lr = default_relation_lr(torch.optim.AdamW, 0.003, total_steps=5)  # 120 images / batch 24 x 1 epoch = 5 steps
+    training = {"optimizer": "AdamW (Adam-like)", "relation_lr": lr, "relation_weight_decay": 0.0,
                 "architecture": "test_efficientnet_gn"}
     assert config["hf_labelsmooth"] == {"method": "lls", "alpha": 0.1, "training": training,
                                         "relation_matrix": "relation_matrix/"}

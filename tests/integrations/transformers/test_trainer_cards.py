@@ -88,7 +88,9 @@ def test_the_matrix_training_settings_are_in_its_config_card_and_the_model_confi
             [("default", {"relation_lr": None}), ("slow", {"relation_lr": 1e-2})]}
     configs = {name: json.loads((Path(t.args.output_dir) / "relation_matrix" / "config.json").read_text())
                for name, t in runs.items()}
-    assert configs["default"]["training"] == {"optimizer": "AdamW (Adam-like)", "relation_lr": 0.05,
+    applied = runs["default"].relation_optimizer.optimizer.param_groups[0]["initial_lr"]  # the default, from the run
+    assert applied != 0.01
+    assert configs["default"]["training"] == {"optimizer": "AdamW (Adam-like)", "relation_lr": applied,
                                               "relation_weight_decay": 0.0}
     assert configs["slow"]["training"]["relation_lr"] == 0.01
     card = (Path(runs["slow"].args.output_dir) / "relation_matrix" / "README.md").read_text()
