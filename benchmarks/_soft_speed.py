@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from hf_labelsmooth import create_loss
-from hf_labelsmooth._io import atomic_write_bytes
+
+from _sections import write_section
 
 SOFT_LOSSES = ("ls", "ols", "lspp", "lls", "relation_prior", "soft_kl")
 SOFT_TARGETS = {"ls": 1.3, "ols": 1.3, "lspp": 2.0, "lls": 2.0}
@@ -116,14 +117,6 @@ def soft_markdown(results: dict[tuple[int, str], dict[str, float]], rounds: int,
     return "\n".join([*lines, "", WHY]) + "\n"
 
 
-def replace_section(text: str, section: str) -> str:
-    """`text` with its soft-target section replaced by `section` (appended when absent)."""
-    start = text.find(HEADER)
-    if start < 0:
-        return text.rstrip("\n") + "\n\n" + section
-    end = text.find("\n## ", start + len(HEADER))
-    return text[:start] + section + (text[end:] if end >= 0 else "")
-
 
 def run_soft(classes: list[int], dtypes: dict[str, torch.dtype], rounds: int, work: float, where: str,
              out: Path | None) -> str:
@@ -135,6 +128,5 @@ def run_soft(classes: list[int], dtypes: dict[str, torch.dtype], rounds: int, wo
             print(k, name, {n: round(v, 2) for n, v in results[(k, name)].items()}, flush=True)
     section = soft_markdown(results, rounds, where)
     if out is not None:
-        text = out.read_text() if out.exists() else ""
-        atomic_write_bytes(out, replace_section(text, section).encode())
+        write_section(out, HEADER, section)
     return section

@@ -22,7 +22,8 @@ from transformers import __version__ as transformers_version
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
-from hf_labelsmooth._io import atomic_write_bytes
+
+from _sections import write_section
 
 HEADER = "## Trainer step (transformers)"
 SEQ, VOCAB = 32, 2000
@@ -106,20 +107,11 @@ def trainer_markdown(result: dict[str, Any], k: int, rounds: int, steps: int, ba
     return "\n".join(lines) + "\n"
 
 
-def replace_section(text: str, section: str) -> str:
-    """`text` with its Trainer section replaced by `section` (appended when absent)."""
-    start = text.find(HEADER)
-    if start < 0:
-        return text.rstrip("\n") + "\n\n" + section
-    end = text.find("\n## ", start + len(HEADER))
-    return text[:start] + section + (text[end:] if end >= 0 else "")
-
 
 def run_trainer(out: Path, methods: tuple[str, ...], rounds: int = 5, steps: int = 8, k: int = 100,
                 batch: int = 16) -> str:
     """Time the Trainer rows and write their section into `out` (the other sections kept)."""
     where = f"CPU, {torch.get_num_threads()} thread(s), torch {torch.__version__}, transformers {transformers_version}"
     section = trainer_markdown(trainer_rows(methods, k, rounds, steps, batch), k, rounds, steps, batch, where)
-    text = out.read_text() if out.exists() else ""
-    atomic_write_bytes(out, replace_section(text, section).encode())
+    write_section(out, HEADER, section)
     return section
