@@ -77,3 +77,16 @@ class RunCache:
 def fmt_lr(lr: float | None) -> str:
     """A learning rate for a table ('default' for None)."""
     return "default" if lr is None else f"{lr:g}"
+
+
+def command_line(script: str, argv: list[str]) -> str:
+    """`python benchmarks/<script> ...` for a results file, without the free-text ``--note`` / ``--w2v-note`` and
+    ``--cached-only`` (a report rewritten from finished runs)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg in ("--note", "--w2v-note"):
+            skip = not skip
+            continue
+        if arg != "--cached-only":
+            kept.append(arg)
+    return f"`python benchmarks/{script} " + " ".join(kept) + "`"

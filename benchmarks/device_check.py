@@ -1,9 +1,11 @@
 """The device check: correctness and speed of the losses on a CUDA GPU, in at most 5 minutes (`device_check.sh`).
 
-Parts, in order: (1) every fused hard-label path and every soft (Mixup) path of ls/ols/lspp/lls, dense and
-``top_n``, with float32 / bf16 / fp16 autocast logits, against a float64 CPU reference (loss and logit gradient);
-(2) the loss test files on CUDA (``pytest -k cuda``: they are device-parametrised), torch.compile on CUDA included;
-(3) ``loss_speed.py --device cuda``. Results go to ``benchmarks/results_gpu.md``. Without a GPU it says so, runs
+Parts, in order: (1) every fused hard-label path and every fused soft (Mixup) path of ls/ols/lspp/lls (dense and
+``top_n``), relation_prior and soft_kl, with float32 / bf16 / fp16 autocast logits, against a float64 CPU reference
+(loss and logit gradient); (2) one training step per registered loss (dense and ``top_n``, class ids and Mixup, the
+default checks on) under ``torch.cuda.set_sync_debug_mode("error")``: zero host syncs; (3) the loss test files on
+CUDA (``pytest -k cuda``: they are device-parametrised), torch.compile on CUDA included; (4) ``loss_speed.py --device
+cuda``. Results go to ``benchmarks/results_gpu.md``. Without a GPU it says so, runs
 part (1) on the CPU (the CPU half) and exits 0 without writing the file.
 """
 from __future__ import annotations
@@ -21,11 +23,12 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from hf_labelsmooth import create_loss  # noqa: E402
+from hf_labelsmooth import create_loss, get_loss_class, list_losses  # noqa: E402
 from hf_labelsmooth._io import atomic_write_bytes  # noqa: E402
 
 TINY = torch.finfo(torch.float32).tiny
-CASES = [("ls", None), ("ols", None), ("lspp", None), ("lls", None), ("ols", 4), ("lspp", 4), ("lls", 4)]
+CASES = [("ls", None), ("ols", None), ("lspp", None), ("lls", None), ("ols", 4), ("lspp", 4), ("lls", 4),
+         ("relation_prior", None), ("soft_kl", None)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TOLERANCE = {"float32": (1e-5, 1e-5), "bfloat16": (1e-5, 2e-2), "float16": (1e-5, 3e-3)}  # (loss, gradient)
 LOSS_FILES = ["test_losses_common.py", "test_losses_formulas.py", "test_fused_ce.py", "test_fused_lspp.py",
@@ -35,7 +38,10 @@ LOSS_FILES = ["test_losses_common.py", "test_losses_formulas.py", "test_fused_ce
 
 def _prepared_loss(name: str, top_n: int | None, k: int, device: str) -> torch.nn.Module:
     """A loss in a non-trivial state: random relation logits, or OLS rows learned from a few batches."""
-    loss = create_loss(name, k, **({"top_n": top_n} if top_n else {})).to(device).train()
+    options = {"top_n": top_n} if top_n else {}
+    if name == "relation_prior":
+        options["matrix"] = torch.randn(k, k).mul(2).softmax(dim=-1)
+    loss = create_loss(name, k, **options).to(device).train()
     with torch.no_grad():
         for p in loss.parameters():
             p.normal_(0, 1.5)
@@ -50,8 +56,10 @@ def _prepared_loss(name: str, top_n: int | None, k: int, device: str) -> torch.n
 def _reference(name: str, alpha: float, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """The batch-mean loss in float64 (SPEC.md), from logits z and full targets t = (1-α)·s + α·s @ R."""
     log_p = z.log_softmax(-1)
-    if name in ("ls", "ols"):
+    if name in ("ls", "ols", "relation_prior"):
         return -(t * log_p).sum(-1).mean()
+    if name == "soft_kl":
+        return (torch.special.xlogy(t, t) - t * log_p).sum(-1).mean()
     log_t = t.clamp_min(TINY).log()
     if name == "lspp":  # stop-gradients: only the network term reaches z
         return ((-(t * log_p).sum(-1) - (log_p.exp().detach() * log_t).sum(-1)) / 2).mean()
@@ -96,6 +104,40 @@ def numeric_table(rows: list[dict[str, object]], device: str) -> str:
     return "\n".join(lines)
 
 
+def sync_free_steps(device: str) -> list[dict[str, object]]:
+    """One forward + backward + SGD step of every registered loss (dense and top-N, class ids and Mixup, default
+    checks) under ``torch.cuda.set_sync_debug_mode("error")``: a host sync raises and is reported."""
+    rows = []
+    for name in list_losses():
+        for top_n in ([None, 4] if get_loss_class(name).supports_top_n else [None]):
+            for kind in ("hard", "soft"):
+                loss = _prepared_loss(name, top_n, 37, device)
+                opt = torch.optim.SGD(loss.parameters(), lr=0.1) if loss.requires_optimizer else None
+                z = torch.randn(64, 37, device=device, requires_grad=True)
+                y = torch.randint(0, 37, (64,), device=device)
+                target = y if kind == "hard" else 0.6 * F.one_hot(y, 37) + 0.4 * F.one_hot(y.roll(1), 37).float()
+                torch.cuda.synchronize()
+                torch.cuda.set_sync_debug_mode("error")
+                try:
+                    loss(z, target).backward()
+                    if opt is not None:
+                        opt.step()
+                    error = ""
+                except RuntimeError as exc:
+                    error = str(exc).strip().splitlines()[0][:100]
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+                rows.append({"loss": name + (f"/{top_n}" if top_n else ""), "targets": kind, "error": error})
+    return rows
+
+
+def sync_table(rows: list[dict[str, object]]) -> str:
+    lines = ["| loss | targets | host syncs |", "|---|---|---|"]
+    lines += [f"| {r['loss']} | {r['targets']} | {'none' if not r['error'] else '**' + str(r['error']) + '**'} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
 def _run(cmd: list[str], timeout: int) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
@@ -121,7 +163,11 @@ def gpu_half(sections: list[str], timings: dict[str, float]) -> bool:
         sections += [speed.read_text().replace("# Loss speed", "## Loss speed", 1) if speed.is_file()
                      else f"## Loss speed on CUDA: failed\n\n```\n{out[-3000:]}\n```\n"]
     timings["loss_speed --device cuda"] = time.perf_counter() - start
-    return rc_tests == 0 and rc_speed == 0
+    start = time.perf_counter()
+    rc_deepspeed, out = _run([sys.executable, "benchmarks/device_check_deepspeed.py"], timeout=180)
+    sections.append(out.strip() + "\n")  # the learned matrix's optimizer under ZeRO-2 (skipped without deepspeed)
+    timings["DeepSpeed case"] = time.perf_counter() - start
+    return rc_tests == 0 and rc_speed == 0 and rc_deepspeed == 0
 
 
 def main() -> int:
@@ -134,16 +180,23 @@ def main() -> int:
     print(numeric_table(cpu_rows, "cpu"))
     if not torch.cuda.is_available():
         print(f"No CUDA GPU: ran the CPU half only ({time.perf_counter() - start:.0f} s); the GPU half (autocast and "
-              f"reference checks on CUDA, loss tests and torch.compile on CUDA, loss_speed --device cuda) is skipped "
+              "reference checks on CUDA, training steps under the sync debug mode, loss tests and torch.compile on "
+              f"CUDA, loss_speed --device cuda) is skipped "
               f"and {args.out.name} is not written.")
         return 0 if all(r["ok"] for r in cpu_rows) else 1
     step = time.perf_counter()
     gpu_rows = numeric_checks("cuda")
     timings["numeric checks, CUDA"] = time.perf_counter() - step
+    step = time.perf_counter()
+    sync_rows = sync_free_steps("cuda")
+    timings["training steps under sync debug mode"] = time.perf_counter() - step
     sections = [f"# Device check: {torch.cuda.get_device_name()}, torch {torch.__version__}", "",
                 "## Fused hard-label and soft paths vs a float64 CPU reference", "",
-                numeric_table(gpu_rows, "cuda"), ""]
+                numeric_table(gpu_rows, "cuda"), "",
+                '## One training step per loss under `torch.cuda.set_sync_debug_mode("error")`', "",
+                sync_table(sync_rows), ""]
     passed = gpu_half(sections, timings) and all(r["ok"] for r in cpu_rows + gpu_rows)
+    passed = passed and not any(r["error"] for r in sync_rows)
     total = time.perf_counter() - start
     sections += ["## Time", "", *[f"- {k}: {v:.0f} s" for k, v in timings.items()], f"- total: {total:.0f} s",
                  "", f"Result: {'passed' if passed else 'FAILED'}.", ""]

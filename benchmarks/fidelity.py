@@ -50,9 +50,10 @@ def mlp(seed: int) -> nn.Module:
 
 
 def train(method: str, x: torch.Tensor, targets: torch.Tensor, seed: int, epochs: int, batch: int = 128,
-          lr: float = 2e-3) -> tuple[nn.Module, nn.Module]:
-    """Train the MLP against class ids or soft targets with `method`'s loss; returns (model, loss)."""
-    model, loss_fn = mlp(seed), create_loss(method, K)
+          lr: float = 2e-3, **loss_kwargs) -> tuple[nn.Module, nn.Module]:
+    """Train the MLP against class ids or soft targets with `method`'s loss (options: `loss_kwargs`, e.g. the
+    ``matrix`` of relation_prior); returns (model, loss)."""
+    model, loss_fn = mlp(seed), create_loss(method, K, **loss_kwargs)
     opt = torch.optim.Adam([*model.parameters(), *loss_fn.parameters()], lr=lr)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _fidelity_audio_w2v import add_w2v_args, main_w2v
 from _fidelity_common import matrix_facts, scores
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
@@ -59,30 +60,38 @@ def mlp(in_features: int, hidden: int, seed: int) -> nn.Module:
                          nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, 10))
 
 
-def build(args: argparse.Namespace, method: str, opt: str, seed: int, relation_lr: float | None, in_features: int):
-    """Model, loss, optimizer (with the matrix's group) and scheduler, as a timm training script builds them."""
+def build(args: argparse.Namespace, method: str, opt: str, seed: int, relation_lr: float | None, in_features: int,
+          total_steps: int, **loss_kwargs):
+    """Model, loss, optimizer (with the matrix's group; its default lr knows the run's `total_steps`) and
+    scheduler, as a timm training script builds them (`loss_kwargs`: method options, e.g. ``matrix`` for
+    relation_prior)."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
 
     from hf_labelsmooth.integrations.timm import add_relation_param_group, create_classification_loss
 
     model = mlp(in_features, args.hidden, seed)
-    loss = create_classification_loss(method, num_classes=10)
+    loss = create_classification_loss(method, num_classes=10, **loss_kwargs)
     optimizer = create_optimizer_v2(model, opt=opt, **OPT[opt])
     add_relation_param_group(optimizer, loss, lr=relation_lr, weight_decay=None,
-                             network_weight_decay=OPT[opt]["weight_decay"])
+                             network_weight_decay=OPT[opt]["weight_decay"], total_steps=total_steps)
     return model, loss, optimizer, CosineLRScheduler(optimizer, t_initial=args.epochs)
 
 
 def run(args: argparse.Namespace, data: tuple, held_out: str, method: str, seed: int, opt: str = "adamw",
-        relation_lr: float | None = None) -> dict:
-    """Train on every speaker but `held_out`, test on `held_out`; scores and, for learned matrices, their facts."""
+        relation_lr: float | None = None, loss_kwargs: dict | None = None, after=None) -> dict:
+    """Train on every speaker but `held_out`, test on `held_out`; scores and, for learned matrices, their facts.
+
+    `loss_kwargs` go to the loss (e.g. ``matrix`` for relation_prior); `after(model, loss, x, y)`, given the trained
+    model, its loss and the standardised training data, returns more result fields (e.g. a matrix extracted from
+    the model)."""
     feats, digits, speakers = data
     test = torch.tensor([s == held_out for s in speakers])
     x, y, xt, yt = feats[~test], digits[~test], feats[test], digits[test]
     mean, std = x.mean(0), x.std(0)
     x, xt = (x - mean) / std, (xt - mean) / std
-    model, loss, optimizer, scheduler = build(args, method, opt, seed, relation_lr, x[0].numel())
+    model, loss, optimizer, scheduler = build(args, method, opt, seed, relation_lr, x[0].numel(),
+                                              total_steps(args, len(y)), **(loss_kwargs or {}))
     g, start = torch.Generator().manual_seed(seed), time.time()
     for epoch in range(args.epochs):
         model.train(), loss.train()
@@ -99,7 +108,13 @@ def run(args: argparse.Namespace, data: tuple, held_out: str, method: str, seed:
         result = {**scores(model(xt), yt), "seconds": time.time() - start}
     if getattr(getattr(loss, "spec", None), "learns_relations", False):
         result.update({k: v for k, v in matrix_facts(loss).items() if k != "matrix"})
+    if after is not None:
+        result.update(after(model, loss, x, y))
     return result
+
+
+def total_steps(args: argparse.Namespace, n_train: int) -> int:
+    return args.epochs * -(-n_train // args.batch_size)
 
 
 def plan(args: argparse.Namespace, speakers: list[str]) -> list[dict]:
@@ -125,6 +140,8 @@ def job_key(job: dict) -> str:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.model == "wav2vec2":
+        return main_w2v(args)
     start = time.time()
     data = load_fsdd(args.data)
     speakers = sorted(set(data[2]))
@@ -155,6 +172,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="matrix lr = network lr (0.05) × these, tried with SGD besides the default")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on shared cores)")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_fidelity_audio.md"))
+    add_w2v_args(p)
     return p.parse_args(argv)
 
 

@@ -28,7 +28,7 @@ import torch
 
 from _fidelity_common import RunCache, matrix_facts, related, scores
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments, create_loss
-from hf_labelsmooth.optim import default_relation_lr
+from hf_labelsmooth.optim import RELATION_TRAVEL
 
 METHODS = ("ce", "ls", "ols", "lspp", "lls")
 SHARED = Path(os.environ.get("HF_LABELSMOOTH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -78,18 +78,24 @@ def load_data(args: argparse.Namespace, tokenizer) -> dict[str, dict]:
     return data
 
 
-def train_args(args: argparse.Namespace, out: str, method: str, seed: int, relation_lr: float | None):
-    """The Trainer arguments a user would pass (AdamW, linear decay); `relation_lr` None = the library's default."""
+def train_args(args: argparse.Namespace, out: str, method: str, seed: int, relation_lr: float | None,
+               relation_matrix: str | None = None):
+    """The Trainer arguments a user would pass (AdamW, linear decay); `relation_lr` None = the library's default;
+    `relation_matrix`: a saved matrix folder (relation_prior)."""
     return LabelSmoothingTrainingArguments(
         output_dir=out, label_smoothing_method=method, learning_rate=args.lr, num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=128, weight_decay=0.01,
-        relation_lr=relation_lr, logging_strategy="epoch", save_strategy="no", report_to="none", seed=seed,
+        relation_lr=relation_lr, relation_matrix=relation_matrix, logging_strategy="epoch", save_strategy="no",
+        report_to="none", seed=seed,
         disable_tqdm=True, log_level="error", dataloader_num_workers=0)
 
 
 def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int, relation_lr: float | None = None,
-        empty_row: str | None = None) -> dict:
-    """Fine-tune once through `LabelSmoothingTrainer`; test scores, train metrics and the matrix's facts."""
+        empty_row: str | None = None, relation_matrix: str | None = None, after=None) -> dict:
+    """Fine-tune once through `LabelSmoothingTrainer`; test scores, train metrics and the matrix's facts.
+
+    `relation_matrix`: a saved matrix folder for method relation_prior; `after(trainer, data)`, called once trained,
+    returns more result fields (e.g. a matrix extracted from the model's predictions on the training set)."""
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, set_seed
 
     names = data["names"]
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
     loss = create_loss("ols", len(names), empty_row=empty_row) if empty_row else None
     start = time.time()
     with tempfile.TemporaryDirectory() as out:
-        trainer = LabelSmoothingTrainer(model=model, args=train_args(args, out, method, seed, relation_lr),
+        trainer = LabelSmoothingTrainer(model=model, args=train_args(args, out, method, seed, relation_lr,
+                                                                     relation_matrix),
                                         train_dataset=data["train"], data_collator=DataCollatorWithPadding(tokenizer),
                                         processing_class=tokenizer, relation_loss=loss)
         train_metrics = trainer.train().metrics
@@ -111,8 +118,8 @@ def run(args: argparse.Namespace, data: dict, tokenizer, method: str, seed: int,
               "predictions": torch.as_tensor(pred.predictions).argmax(-1).tolist(),
               "train_metrics": {k: v for k, v in train_metrics.items() if k.startswith("relation_")}}
     if trainer.relation_loss.spec.learns_relations:
-        result.update(matrix_facts(trainer.relation_loss))
-    return result
+        result.update(matrix_facts(trainer.relation_loss), relation_lr=trainer.relation_optimizer.lr)
+    return {**result, **(after(trainer, data) if after is not None else {})}
 
 
 def coarse_share(matrix: list, names: list[str], seed: int) -> tuple[float, float, int]:
@@ -168,7 +175,7 @@ def main() -> None:
     for job in plan(args):
         key = job_key(job)
         learned_default = job["method"] in ("lspp", "lls") and job.get("relation_lr") is None
-        stored = key + (f"-default{default_relation_lr(torch.optim.AdamW, args.lr):g}" if learned_default else "")
+        stored = key + (f"-default-travel{RELATION_TRAVEL:g}" if learned_default else "")
         results[key] = cache.get(stored)
         if results[key] is None:
             kwargs = {k: job[k] for k in ("relation_lr", "empty_row") if k in job}
@@ -198,6 +205,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-label-sets", nargs="*", default=["fine"], help="label sets with an OLS empty_row=keep run")
     p.add_argument("--sweep-lrs", type=float, nargs="*", default=[1e-4, 1e-3, 1e-2, 3e-1],
                    help="relation_lr values tried for lspp/lls on the fine labels (seed 0)")
+    p.add_argument("--note", default="", help="a paragraph for the results file (e.g. how the run was scaled down)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on shared cores)")
     p.add_argument("--cache", type=Path, default=Path("outputs/fidelity_text_cache"))
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("results_fidelity_text.md"))

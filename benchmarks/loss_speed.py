@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from _alloc import keep_freed_memory
 from _peers import PEERS
+from _soft_speed import run_soft
 from hf_labelsmooth import create_loss
 from hf_labelsmooth._io import atomic_write_bytes
 
@@ -181,19 +182,30 @@ def main() -> None:
     parser.add_argument("--compile-classes", type=int, nargs="+", default=None, help="K values with a compiled "
                         "column (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="results file ('-': print only)")
+    parser.add_argument("--soft-only", action="store_true", help="only the soft-target (Mixup) section, K=100, 1000")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("Expected a CUDA device for --device cuda but torch.cuda.is_available() is False.")
     torch.set_num_threads(args.threads)
     args.allocator = "glibc keeps freed memory" if keep_freed_memory() else "default allocator"
+    out = args.out or Path(__file__).with_name("results_loss_speed.md" if args.device == "cpu"
+                                              else "results_gpu_speed.md")
+    if not args.soft_only:
+        class_id_tables(args, out)
+    if args.device == "cpu":  # the soft-target (Mixup) section after the class-id tables
+        where = f"torch {torch.__version__}, {args.threads} CPU thread(s), {platform.processor() or platform.machine()}"
+        print(run_soft([k for k in args.classes if k <= 1000], {d: DTYPES[d] for d in args.dtypes}, args.rounds,
+                       args.work, where, None if out.name == "-" else out))
+
+
+def class_id_tables(args: argparse.Namespace, out: Path) -> None:
+    """Time every loss with class ids at every (K, dtype) and write the class-id tables to `out`."""
     start, results = time.perf_counter(), {}
     for k in args.classes:
         for dt in args.dtypes:
             results[(k, dt)] = bench_config(k, DTYPES[dt], args)
             print(k, dt, {n: round(v, 2) for n, v in results[(k, dt)].items()}, flush=True)
     text = to_markdown(results, args, time.perf_counter() - start)
-    out = args.out or Path(__file__).with_name("results_loss_speed.md" if args.device == "cpu"
-                                              else "results_gpu_speed.md")
     if out.name != "-":
         atomic_write_bytes(out, text.encode())
     print(text)

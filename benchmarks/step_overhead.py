@@ -1,6 +1,8 @@
 """Training-step overhead of each loss vs plain cross-entropy: timm resnet18, K=1000, 224 px, CPU.
 
-Run: ``python benchmarks/step_overhead.py`` (a few minutes). Writes ``results_step_overhead.md``. One step is
+Run: ``python benchmarks/step_overhead.py`` (a few minutes; ``--trainer-only``: the Trainer section alone). Writes
+``results_step_overhead.md``; its Trainer section (`_trainer_step.py`) times `LabelSmoothingTrainer` + each method
+against the stock Trainer with ``label_smoothing_factor``. One step is
 forward, loss, backward and an SGD step (the network's and, for lspp/lls, the loss's K×K parameter). Steps are
 interleaved: every round times one cross-entropy step right before each loss's step (shuffled order), and the
 ratio is the median over rounds of (loss step / cross-entropy step). Target: <= 1.01.
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from _alloc import keep_freed_memory
+from _trainer_step import run_trainer
 from hf_labelsmooth import create_loss
 from hf_labelsmooth._io import atomic_write_bytes
 
@@ -80,8 +83,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_step_overhead.md"))
+    parser.add_argument("--trainer-only", action="store_true", help="only the Trainer section (transformers)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.trainer_only:
+        resnet_table(args)
+    print(run_trainer(args.out, LOSSES))
+
+
+def resnet_table(args: argparse.Namespace) -> None:
+    """Time the timm resnet18 steps and write the main table to `args.out`."""
     allocator = "glibc keeps freed memory" if keep_freed_memory() else "default allocator"
     torch.manual_seed(0)
     model = timm.create_model("resnet18", pretrained=False, num_classes=1000).train()
@@ -121,9 +132,8 @@ def main() -> None:
         iso = 1 + extra / ce_step
         lines.append(f"| {n} | {med:.3f} | {q[0]:.3f}–{q[2]:.3f} | {extra * 1e3:.2f} | {iso:.4f} | "
                      f"{'yes' if iso <= 1.01 else 'no'} |")
-    text = "\n".join(lines) + "\n"
-    atomic_write_bytes(args.out, text.encode())
-    print(text)
+    atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 _LAZY = {  # name -> (module, extra): imported on first access
     "LabelSmoothingTrainingArguments": (".integrations.transformers", "transformers"),
     "LabelSmoothingTrainer": (".integrations.transformers", "transformers"),
+    "compute_loss_func": (".integrations.transformers", "transformers"),
+    "RelationLossFunction": (".integrations.transformers", "transformers"),
     "StochasticLabelRefinery": (".slr", "transformers"),
     "ClassRelationMatrix": (".relations", None),
     "RelationTopK": (".relations", None),

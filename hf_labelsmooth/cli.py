@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
+USER_ERROR = 2  # exit code of a user error (bad input, missing file, no network), as argparse exits on a bad flag
 
 
 def add_show(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +26,7 @@ def add_show(subparsers: argparse._SubParsersAction) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     """Handler of ``show``."""
+    from .cli_show import check_local_argument, checkpoint_relations
     from .relations import load_relations
     from .relations.plot import image_format
 
@@ -31,7 +34,10 @@ def run_show(args: argparse.Namespace) -> int:
         raise ValueError(f"Expected --top >= 1 but got {args.top}.")
     if args.png:
         image_format(args.png)  # a directory, a missing folder or an unknown suffix fails before loading
-    matrix = load_relations(args.path_or_repo, revision=args.revision)
+    local = check_local_argument(args.path_or_repo)  # a local-looking path is never sent to the Hub
+    matrix = checkpoint_relations(local) if local is not None else None
+    if matrix is None:
+        matrix = load_relations(local if local is not None else args.path_or_repo, revision=args.revision)
     print(format_summary(matrix, args.top))
     if args.png:
         if matrix.plot(args.png) is None:
@@ -55,7 +61,7 @@ def format_summary(matrix, top: int) -> str:
     from .relations.card import UNIFORM_NOTE
     from .relations.schema import METADATA
 
-    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in METADATA if getattr(matrix, k) is not None)
+    meta = ", ".join(f"{k}={printable(getattr(matrix, k))}" for k in METADATA if getattr(matrix, k) not in (None, {}))
     lines = [f"class-relation matrix: K={matrix.num_classes}" + (f", {meta}" if meta else ""),
              f"top {min(top, matrix.num_classes - 1)} related classes (row: true class, self excluded):"]
     names = {name: printable(name) for name in matrix.label_names}
@@ -98,12 +104,39 @@ def run_timm_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_show, add_timm_train]
+def add_extract(subparsers: argparse._SubParsersAction) -> None:
+    """``extract MODEL --output_dir DIR (--dataset_name D | --train_file F | ...)``: a matrix from any classifier."""
+    from .integrations.extraction.cli_args import add_extract_arguments
+
+    parser = subparsers.add_parser(
+        "extract", help="Build a class-relation matrix from any trained classifier's predictions.",
+        description="Row c = the classifier's mean predicted distribution over the samples of true class c, saved as "
+                    "a relation artifact (config, safetensors, card, heatmap) that --relation_matrix and "
+                    "relation_prior read. MODEL: a transformers sequence / image / audio classifier (folder or Hub "
+                    "id), or timm:ARCH (with --checkpoint), hf-hub:REPO, local-dir:PATH for timm.")
+    add_extract_arguments(parser)
+    parser.set_defaults(handler=run_extract)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Handler of ``extract``."""
+    from .integrations.extraction import ExtractArguments, extract_relations
+    from .relations import load_relations
+
+    options = ExtractArguments(**{k: v for k, v in vars(args).items() if k in ExtractArguments.__dataclass_fields__})
+    folder = extract_relations(options)
+    print(format_summary(load_relations(folder), 3))
+    print(f"relation matrix written to {printable(folder)} (reuse: --relation_matrix {printable(folder)})")
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_show, add_timm_train, add_extract]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per entry of `COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="hf-labelsmooth", description="Class-relation label smoothing tools.")
+    parser = argparse.ArgumentParser(prog="hf-labelsmooth", description="Class-relation label smoothing tools.",
+                                     epilog="--debug (or HF_LABELSMOOTH_DEBUG=1) shows the traceback of an error.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(subparsers)
@@ -111,17 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point (``hf_labelsmooth.cli:main``); returns the exit code (1 on a user error, message on stderr)."""
+    """Entry point (``hf_labelsmooth.cli:main``); returns the exit code (2 on a user error, as argparse, with the
+    one-line message on stderr; ``--debug`` or ``HF_LABELSMOOTH_DEBUG=1`` keeps the traceback)."""
+    from .exits import debug_requested, hub_cause
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:  # `show ... | head`: the reader has gone, nothing is left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # user errors become a message; bugs keep their traceback
         user_error = isinstance(err, (OSError, ValueError))  # bad input or an unwritable path
-        if not user_error and not type(err).__module__.startswith("huggingface_hub"):
+        if debug or not (user_error or type(err).__module__.startswith("huggingface_hub") or hub_cause(err)):
             raise
-        message = "\n".join(printable(line) for line in str(err).splitlines())
-        print(f"hf-labelsmooth {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        own = " ".join(str(err).split())  # the library's own "Expected ..." message names the argument: it comes first
+        message = (own if own.startswith("Expected") else None) or hub_cause(err) or own or type(err).__name__
+        print(f"hf-labelsmooth {args.command}: error: {printable(message)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,21 +1,22 @@
 """Optimizer parameter groups for losses that own a class-relation matrix (LS++, LLS), their default learning rate,
-and the check that the matrix actually learns."""
+and (re-exported from `matrix_check`) the check that the matrix learns without collapsing."""
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 from torch import nn
 
 from .losses.base import RelationLoss
+from .matrix_check import COLLAPSE_THRESHOLD, STILL_THRESHOLD, WARMUP_FRACTION, MatrixCheck, StillMatrixCheck
 
-logger = logging.getLogger(__name__)
+__all__ = ["COLLAPSE_THRESHOLD", "RELATION_TRAVEL", "SGD_RELATION_LR_SCALE", "STILL_THRESHOLD", "WARMUP_FRACTION",
+           "MatrixCheck", "StillMatrixCheck", "default_relation_lr", "is_sgd_like", "module_param_groups",
+           "relation_param_groups"]
 
-# Defaults of the matrix's learning rate, chosen by benchmarks/results_fidelity_{text,audio}.md (docs/methods.md):
-ADAPTIVE_RELATION_LR = 5e-2  # Adam-like optimizers: a step moves each logit by about lr whatever the gradient scale
+# Defaults of the matrix's learning rate, chosen by benchmarks/results_fidelity_*.md (docs/methods.md):
+RELATION_TRAVEL = 3.0  # Adam-like: relation_lr × total steps, the logit travel a matrix is given
 SGD_RELATION_LR_SCALE = 10.0  # SGD-like optimizers: the network's lr times this (the logits' gradients are ~1/K²)
-STILL_THRESHOLD = 1e-2  # max |Δ logits| under which a matrix "has not moved" (R's entries changed by about 1 %)
 _SGD_LIKE = ("sgd", "asgd", "lars")  # class-name prefixes of the optimizers whose step is lr × gradient
 
 
@@ -25,24 +26,34 @@ def is_sgd_like(optimizer: torch.optim.Optimizer | type) -> bool:
     return issubclass(cls, torch.optim.SGD) or cls.__name__.lower().startswith(_SGD_LIKE)
 
 
-def default_relation_lr(optimizer: torch.optim.Optimizer | type, lr: float) -> float:
-    """Learning rate of a learnable matrix when none is given, from the network's optimizer family and lr.
+def default_relation_lr(optimizer: torch.optim.Optimizer | type, lr: float, total_steps: int | None = None) -> float:
+    """Learning rate of a learnable matrix when none is given, from the network's optimizer family, lr and the
+    run's length.
 
     Adam-like optimizers (Adam, AdamW, Adafactor, Lion, RMSprop, LAMB, ...) move a parameter by about `lr` per step
-    whatever its gradient, so a fine-tuning lr (1e-5 to 1e-4) leaves the zero-initialised logits near zero (uniform
-    smoothing) for thousands of steps: they get `max(lr, ADAPTIVE_RELATION_LR)`. SGD-like optimizers get
-    `lr × SGD_RELATION_LR_SCALE`: the gradient of each logit is small (a row sees only its class's share of a batch,
-    and a softmax entry's gradient scales with the entry), so the papers' "same lr as the network" needs their
-    hundreds of epochs. See docs/methods.md ("Learning rate of the matrix").
+    whatever its gradient, so over a run a matrix logit travels up to ``relation_lr × total_steps``. The matrix needs
+    a travel of a few units to express relations, and the loss pulls each row towards one class without limit
+    (from scratch, every row collapses with a travel of ~40), so the default is
+    ``max(lr, RELATION_TRAVEL / total_steps)``: the network's lr when that already travels far enough (the papers'
+    long from-scratch runs), a larger one in a short fine-tune, whether or not the weights are pretrained. Without
+    `total_steps` the network's lr (uniform smoothing at worst; the not-moved warning then names the fix).
+    SGD-like optimizers get ``lr × SGD_RELATION_LR_SCALE``: their step scales with the gradient, which is small for
+    each logit (a row sees only its class's share of a batch, a softmax entry's gradient scales with the entry).
+    See docs/methods.md ("Learning rate of the matrix").
 
     Args:
         optimizer: The network's optimizer, or its class.
         lr: The network's learning rate.
+        total_steps: Optimizer steps of the whole run (``None``: unknown).
 
     Returns:
         The matrix's learning rate.
     """
-    return lr * SGD_RELATION_LR_SCALE if is_sgd_like(optimizer) else max(lr, ADAPTIVE_RELATION_LR)
+    if is_sgd_like(optimizer):
+        return lr * SGD_RELATION_LR_SCALE
+    if not total_steps or total_steps < 0:
+        return lr
+    return max(lr, RELATION_TRAVEL / total_steps)
 
 
 def relation_param_groups(loss: RelationLoss, lr: float, weight_decay: float | None = None,
@@ -73,50 +84,3 @@ def module_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str,
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-class StillMatrixCheck:
-    """Warn once (``hf_labelsmooth.optim`` logger) when a learnable matrix has not moved after a training epoch.
-
-    A matrix whose logits stay within `threshold` of where training started is uniform smoothing under another name:
-    the usual cause is a learning rate too small for it. Call `start` when training starts (after a resume) and
-    `check` at each epoch end.
-
-    Args:
-        loss: The loss; losses without trainable parameters are never checked.
-        flag: The option that sets the matrix's learning rate, named in the warning (``--relation_lr``).
-        threshold: Largest max |Δ logits| that counts as not moved.
-    """
-
-    def __init__(self, loss: RelationLoss, flag: str = "relation_lr", threshold: float = STILL_THRESHOLD) -> None:
-        self.loss, self.flag, self.threshold = loss, flag, threshold
-        self.warned = False
-        self._start: list[torch.Tensor] = []
-        self.start()
-
-    def _params(self) -> list[torch.Tensor]:
-        return [p for p in self.loss.parameters() if p.requires_grad]
-
-    def start(self) -> None:
-        """Remember the current logits as the starting point."""
-        self._start = [p.detach().clone() for p in self._params()]
-
-    def moved(self) -> float:
-        """Largest absolute change of any logit since `start` (0.0 without parameters)."""
-        deltas = [float((p.detach() - p0.to(p.device)).abs().max()) for p, p0 in zip(self._params(), self._start)
-                  if p.numel()]
-        return max(deltas, default=0.0)
-
-    def check(self, epoch: float, lr: float | None = None) -> bool:
-        """Warn (once) when the matrix has not moved; returns whether it warned now."""
-        if self.warned or not self._start:
-            return False
-        moved = self.moved()
-        if moved >= self.threshold:
-            return False
-        self.warned = True
-        at = f" (now {lr:g})" if lr is not None else ""
-        logger.warning("The learnable relation matrix of %r has not moved after epoch %g: max |Δ logits| = %.2g < %g, "
-                       "so it still smooths uniformly. Raise `%s`%s.", self.loss.spec.name, epoch, moved,
-                       self.threshold, self.flag, at)
-        return True

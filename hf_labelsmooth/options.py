@@ -112,15 +112,21 @@ class RelationOptions:
         Raises:
             ValueError: When the `prior`'s label names differ from `label_names` (naming the fix).
         """
+        return self.build_with_prior(num_classes, label_names, **kwargs)[0]
+
+    def build_with_prior(self, num_classes: int, label_names: Sequence[str], **kwargs: Any
+                         ) -> tuple[RelationLoss, dict[str, Any] | None]:
+        """`build`, and the `relations.provenance.prior_record` of the `prior` (None without one): what the
+        student's config and card record, and the log line that confirms which matrix was loaded."""
+        prior = None
         if self.top_n is not None:
             kwargs["top_n"] = self.top_n
         if self.prior is not None:
-            from .relations import load_relations
+            from .relations.provenance import load_prior
 
-            matrix = load_relations(self.prior)
-            matrix.check_label_names(list(label_names))
+            matrix, prior = load_prior(self.prior, label_names)  # checks the label names, logs the matrix
             kwargs.update(matrix=matrix, label_names=list(label_names))
-        return create_loss(self.method, num_classes=num_classes, alpha=self.alpha, **kwargs)
+        return create_loss(self.method, num_classes=num_classes, alpha=self.alpha, **kwargs), prior
 
     def param_groups(self, loss: RelationLoss, optimizer: torch.optim.Optimizer | type, lr: float,
                      network_weight_decay: float, **default_lr: Any) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ arguments (a single ``.json`` argument is the arguments file), logging, model lo
 config), resume, train, evaluate, and the model card / Hub push at the end."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hf_labelsmooth.integrations.transformers.checkpoint import check_resumable
-from hf_labelsmooth.integrations.transformers.model_card import describe_source
+from hf_labelsmooth.relations.provenance import SCRATCH_MARK, describe_source
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,20 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token (default: the one of `hf auth login`)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
     ignore_mismatched_sizes: bool = field(default=False, metadata={"help": "Re-initialise a head of another size."})
+    use_peft: bool = field(default=False, metadata={
+        "help": "Train LoRA adapters (and the head) instead of all weights; save_model writes the adapter (peft)."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (with --use_peft)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha (with --use_peft)."})
+    lora_target_modules: list[str] | None = field(default=None, metadata={
+        "help": "Layers that get adapters (with --use_peft); default: peft's for the model type."})
 
     def __post_init__(self) -> None:
         if self.model_name_or_path is None and self.config_name is None:
             raise ValueError("Expected --model_name_or_path (a pretrained model) or --config_name (a config to train "
                              "from scratch) but got neither. Pass one, e.g. --config_name "
                              "train_scripts/configs/convnext-digits.")
+        if self.use_peft and (self.lora_r < 1 or self.lora_alpha < 1):
+            raise ValueError(f"Expected --lora_r and --lora_alpha >= 1 but got {self.lora_r} and {self.lora_alpha}.")
 
     @property
     def hub(self) -> dict[str, Any]:
@@ -64,6 +73,7 @@ def setup_logging(training_args: Any) -> None:
         transformers.utils.logging.set_verbosity_info()
     level = training_args.get_process_log_level()
     logger.setLevel(level)
+    logging.getLogger("hf_labelsmooth").setLevel(level)  # e.g. which relation_prior matrix was loaded
     datasets.utils.logging.set_verbosity(level)
     datasets.utils.logging.disable_propagation()  # datasets has its own handler: the root's would print lines twice
     transformers.utils.logging.set_verbosity(level)
@@ -103,9 +113,16 @@ def load_model(auto_model: Any, model_args: ModelArguments, names: list[str], ta
         config.label_names = list(names)
     if model_args.model_name_or_path is None:
         logger.info("Training a new %s model from scratch (config %s).", config.model_type, model_args.config_name)
-        return auto_model.from_config(config, trust_remote_code=model_args.trust_remote_code)
-    return auto_model.from_pretrained(model_args.model_name_or_path, config=config,
-                                      ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **model_args.hub)
+        model = auto_model.from_config(config, trust_remote_code=model_args.trust_remote_code)
+    else:
+        model = auto_model.from_pretrained(model_args.model_name_or_path, config=config,
+                                           ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+                                           **model_args.hub)
+    if model_args.use_peft:
+        from _hf_peft import wrap_lora
+
+        model = wrap_lora(model, model_args.lora_r, model_args.lora_alpha, model_args.lora_target_modules)
+    return model
 
 
 def load_processor(auto_processor: Any, name: str | None, model_args: ModelArguments) -> Any:
@@ -118,12 +135,41 @@ def trainer_sources(model_args: ModelArguments, dataset: str | None, dataset_con
     """`LabelSmoothingTrainer` keywords naming the base model and data (recorded in the matrix and model card)."""
     source = model_args.model_name_or_path
     if source is None:
-        source = f"none: trained from scratch from the config {describe_source(model_args.config_name)}"
+        source = f"{SCRATCH_MARK} from the config {describe_source(model_args.config_name)}"
     return {"source_model": source, "dataset": dataset, "dataset_config": dataset_config}
+
+
+def check_push_access(training_args: Any) -> None:
+    """With ``--push_to_hub``: create (or find) the repo now, as the Trainer would once data and model are loaded.
+
+    A Hub that cannot be reached, offline mode or a refused token then fail before any work, and the scripts'
+    `run_main` prints the cause in one line (`hf_labelsmooth.exits.hub_cause`).
+    """
+    if not training_args.push_to_hub:
+        return
+    from huggingface_hub import create_repo, get_token
+
+    if not (training_args.hub_token or get_token()):
+        raise ValueError("Expected a Hub token for --push_to_hub but got none. Run `hf auth login` (or pass "
+                         "--hub_token / set HF_TOKEN).")
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+    create_repo(repo_id, token=training_args.hub_token, private=training_args.hub_private_repo, exist_ok=True)
+
+
+def _checkpoint_step(checkpoint: str | None) -> int | None:
+    """The global step a checkpoint was saved at (its ``trainer_state.json``), None without one."""
+    path = os.path.join(checkpoint, "trainer_state.json") if checkpoint else ""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return int(json.load(f).get("global_step", 0))
 
 
 def train_and_evaluate(trainer: Any, training_args: Any, checkpoint: str | None) -> dict[str, float]:
     """Train (from `checkpoint` when given), save the model + relation matrix, then evaluate.
+
+    A re-run whose checkpoint is already at the last step trains nothing (e.g. the same command with
+    ``--push_to_hub`` to upload a finished run): the run's ``train_results.json`` / ``trainer_state.json`` are kept.
 
     Returns:
         The evaluation metrics (empty without `do_eval`).
@@ -131,9 +177,13 @@ def train_and_evaluate(trainer: Any, training_args: Any, checkpoint: str | None)
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
-        trainer.log_metrics("train", result.metrics)
-        trainer.save_metrics("train", result.metrics)
-        trainer.save_state()
+        if _checkpoint_step(checkpoint) == trainer.state.global_step:
+            logger.info("Nothing left to train (%s is at the last step): the run's train results are kept.",
+                        checkpoint)
+        else:
+            trainer.log_metrics("train", result.metrics)
+            trainer.save_metrics("train", result.metrics)
+            trainer.save_state()
     metrics: dict[str, float] = {}
     if training_args.do_eval:
         metrics = trainer.evaluate()

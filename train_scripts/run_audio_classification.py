@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, DataCollatorWithPadding, set_seed
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
 from _hf_audio import audio_split_dirs, decode_audio_columns, load_audio_folder, random_subsample, read_audio, resample
 from _hf_data import check_column, class_names, data_source, load_named
-from _hf_run import (ModelArguments, finish, load_model, load_processor, parse_arguments, resolve_checkpoint,
-                     setup_logging, train_and_evaluate, trainer_sources)
+from _hf_run import (ModelArguments, check_push_access, finish, load_model, load_processor, parse_arguments,
+                     resolve_checkpoint, setup_logging, train_and_evaluate, trainer_sources)
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def main() -> dict[str, float]:
     model_args, data_args, training_args = parse_arguments(
         (AudioModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     setup_logging(training_args)
+    check_push_access(training_args)
     checkpoint = resolve_checkpoint(training_args)
     training_args.remove_unused_columns = False  # set_transform reads the raw audio columns
     set_seed(training_args.seed)
@@ -150,4 +152,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import create_loss, list_losses
 from hf_labelsmooth.metrics.functional import expected_calibration_error
 from hf_labelsmooth.optim import default_relation_lr, module_param_groups, relation_param_groups
@@ -67,7 +68,9 @@ def train(method: str, train: Split, args: argparse.Namespace):
     model = build_model(args.model, args.seed)
     loss_fn = create_loss(method, num_classes=10)
     groups = module_param_groups(model, args.weight_decay)
-    relation_lr = default_relation_lr(torch.optim.AdamW, args.lr) if args.relation_lr is None else args.relation_lr
+    steps = args.epochs * -(-len(train.labels) // args.batch_size)
+    relation_lr = default_relation_lr(torch.optim.AdamW, args.lr, total_steps=steps) if args.relation_lr is None \
+        else args.relation_lr
     groups += relation_param_groups(loss_fn, lr=relation_lr, network_weight_decay=args.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=args.lr)
     g = torch.Generator().manual_seed(args.seed)
@@ -96,10 +99,11 @@ def evaluate(model, split: Split) -> dict[str, float]:
 
 def save_matrix(method: str, loss_fn, args: argparse.Namespace) -> str:
     from hf_labelsmooth.relations import save_relations
+    from hf_labelsmooth.relations.provenance import SCRATCH_MARK
 
-    path = os.path.join(args.output_dir, method)
-    save_relations(loss_fn, LABELS, path, source_model=f"timm/{args.model}", dataset="sklearn digits (upscaled 16x16)",
-                   epochs=args.epochs)
+    path = os.path.join(args.output_dir, method)  # source: no Hub id (a from-scratch timm model has no base model)
+    save_relations(loss_fn, LABELS, path, source_model=f"{SCRATCH_MARK} (timm architecture {args.model})",
+                   dataset="sklearn digits (upscaled 16x16)", epochs=args.epochs)
     return path
 
 
@@ -120,7 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--relation-lr", type=float, default=None,
-                   help="lr of the lspp/lls matrix (default: the library's for AdamW, max(--lr, 0.05))")
+                   help="lr of the lspp/lls matrix (default: the library's for AdamW, max(--lr, 3 / total steps))")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-noise", type=float, default=0.0, help="symmetric noise rate on training labels")
     p.add_argument("--seed", type=int, default=0)
@@ -150,4 +154,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

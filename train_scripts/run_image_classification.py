@@ -25,11 +25,12 @@ from torchvision.transforms import (CenterCrop, Compose, Lambda, Normalize, Rand
                                     RandomResizedCrop, Resize, ToTensor)
 from transformers import AutoImageProcessor, AutoModelForImageClassification, set_seed
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
 from _hf_data import check_column, class_names, data_source, load_imagefolder, load_named
-from _hf_run import (ModelArguments, finish, load_model, load_processor, parse_arguments, resolve_checkpoint,
-                     setup_logging, train_and_evaluate, trainer_sources)
+from _hf_run import (ModelArguments, check_push_access, finish, load_model, load_processor, parse_arguments,
+                     resolve_checkpoint, setup_logging, train_and_evaluate, trainer_sources)
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def main() -> dict[str, float]:
     model_args, data_args, training_args = parse_arguments(
         (ImageModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     setup_logging(training_args)
+    check_push_access(training_args)
     checkpoint = resolve_checkpoint(training_args)
     training_args.remove_unused_columns = False  # set_transform reads the raw image column
     set_seed(training_args.seed)
@@ -147,4 +149,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

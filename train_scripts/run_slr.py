@@ -23,6 +23,7 @@ from typing import Any, Literal
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 from transformers.trainer_utils import SaveStrategy
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth.slr import HFTrainerSLRAdapter, StochasticLabelRefinery, TimmSLRAdapter
 from _slr_helpers import (ImageCollator, load_train_split, prepare_labels, processor_size,
                                         save_final_model, timm_collates, torchvision_transforms)
@@ -176,4 +177,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                           default_data_collator, set_seed)
 
+from hf_labelsmooth.exits import run_main
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
 from hf_labelsmooth.metrics.classification import classification_metrics
 from _hf_data import data_source, load_named, load_text_files
-from _hf_run import (ModelArguments, finish, load_model, load_processor, parse_arguments, resolve_checkpoint,
-                     setup_logging, train_and_evaluate, trainer_sources)
+from _hf_run import (ModelArguments, check_push_access, finish, load_model, load_processor, parse_arguments,
+                     resolve_checkpoint, setup_logging, train_and_evaluate, trainer_sources)
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +128,27 @@ def select(split, limit: int | None, shuffle_seed: int | None = None):
     return split if split is None or limit is None else split.select(range(min(limit, len(split))))
 
 
+@contextmanager
+def in_dataset_order(args):
+    """Evaluation batches in the dataset's order: a length-grouped sampling strategy (transformers >= 5.25 groups
+    evaluation and prediction batches too) would return predictions in the sampler's order."""
+    names = ("train_sampling_strategy", "group_by_length")  # 5.25's option, and the older boolean
+    saved = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    for name, value in saved.items():
+        setattr(args, name, "random" if isinstance(value, str) else False)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(args, name, value)
+
+
 def predict(trainer, test, names: list[str], training_args) -> None:
-    """Predict the test split and write ``predict_results.txt`` (index, predicted label); log test metrics when the
-    split has labels (``predict_accuracy``, ``predict_nll``, ``predict_ece``), as the official script does."""
-    output = trainer.predict(test, metric_key_prefix="predict")
+    """Predict the test split and write ``predict_results.txt`` (line i: test example i and its predicted label);
+    log test metrics when the split has labels (``predict_accuracy``, ``predict_nll``, ``predict_ece``), as the
+    official script does."""
+    with in_dataset_order(trainer.args):
+        output = trainer.predict(test, metric_key_prefix="predict")
     if output.metrics and "labels" in test.column_names:
         trainer.log_metrics("predict", output.metrics)
         trainer.save_metrics("predict", output.metrics)
@@ -150,6 +169,7 @@ def main() -> dict[str, float]:
     model_args, data_args, training_args = parse_arguments(
         (TextModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     setup_logging(training_args)
+    check_push_access(training_args)
     checkpoint = resolve_checkpoint(training_args)
     set_seed(training_args.seed)
     dataset = load_data(data_args, model_args)
@@ -179,4 +199,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

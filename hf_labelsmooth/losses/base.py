@@ -13,8 +13,9 @@ from .eager import eager_only
 from .functional import may_sync, one_hot
 from .spec import UNREGISTERED, MethodCard, MethodSpec, SpecField
 from .states import Reduction, StateSpec, check_state, process_group, reduce_state, world_size
-from .validation import as_class_ids, check_alpha, check_finite_loss, check_logits_shape, check_num_classes, \
-    check_reduction, check_target, check_target_shape, target_ok
+from .tokens import as_rows, reduce_rows, resolve_ignore_index
+from .validation import as_class_ids, check_alpha, check_finite_loss, check_ignore_index, check_logits_shape, \
+    check_num_classes, check_reduction, check_target, check_target_shape, target_ok
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # read as they are by `casts_logits` losses; float64 becomes float32
 
@@ -30,8 +31,9 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
         num_classes: Number of classes K.
         alpha: Mass moved off the one-hot, in [0, 1] (one meaning for every method); ``None`` takes the spec's
             `default_alpha`.
-        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values). An empty batch (B = 0, e.g.
-            the last shard of a sampler) gives 0 for ``"mean"`` and ``"sum"`` (``F.cross_entropy`` gives NaN for
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-sample values, [B] or [B, T]). The mean is
+            over the labels that are not ignored. An empty batch (B = 0, e.g. the last shard of a sampler) or one
+            whose labels are all ignored gives 0 for ``"mean"`` and ``"sum"`` (``F.cross_entropy`` gives NaN for
             ``"mean"``: 0 keeps logged averages and other processes' gradients intact), with zero gradients.
         check_inputs: Check labels and the relation rows a batch reads before, and the loss value after every call;
             False skips them all. Where `functional.may_sync` holds (CPU, eager) a defect raises at once, before any
@@ -39,6 +41,10 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
             `raise_deferred` raises with the batch index at the training loop's next sync point, and a flagged
             batch adds nothing to the statistics. Under `torch.compile` the checks are the only graph breaks; with
             False the step compiles as one graph (``fullgraph=True``).
+        ignore_index: Label whose samples (tokens) count nowhere: no loss, no gradient, no statistics, not in the
+            mean (as ``F.cross_entropy``). None (default): -100 for token logits [B, T, K] (transformers' label of
+            padding and continuation sub-tokens) and nothing for sequence logits [B, K], where a -100 label is
+            refused as a labelling bug; set it (e.g. -100) to skip unlabelled rows of [B, K] too.
     """
 
     spec: ClassVar[MethodSpec] = UNREGISTERED  # the method's facts, set by @register_loss(MethodSpec(...))
@@ -57,14 +63,14 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
     casts_logits: ClassVar[bool] = False  # True: `compute` gets bf16/fp16 logits as they are and does float32 maths
     check_flags: Tensor  # buffer (not saved): first batch of each deferred defect (`checks.DeferredChecks`)
 
-    def __init__(
-        self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True
-    ) -> None:
+    def __init__(self, num_classes: int, alpha: float | None = None, reduction: str = "mean", check_inputs: bool = True,
+                 ignore_index: int | None = None) -> None:
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
         self.alpha = check_alpha(self.spec.default_alpha if alpha is None else alpha)
         self.reduction = check_reduction(reduction)
         self.check_inputs = check_inputs
+        self.ignore_index = check_ignore_index(ignore_index)
         self.batches_seen = 0
         self._states: list[StateSpec] = []
         self._rules: dict[str, str] = {}  # tensor name -> `checks.RULES` key (default: finite), checked at load
@@ -79,8 +85,10 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
         return cls.spec.has_update_period(top_n)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Loss of `logits` [B, K] against class ids [B] (any integer dtype) or soft targets [B, K]; float32 maths and
-        value whatever the logits' dtype (float64 included), gradients in the logits' dtype.
+        """Loss of `logits` [B, K] against class ids [B] (any integer dtype) or soft targets [B, K], or of token
+        logits [B, T, K] against labels [B, T] (or soft [B, T, K]); float32 maths and value whatever the logits' dtype
+        (float64 included), gradients in the logits' dtype. Labels equal to the ignore index (`ignore_index`; -100
+        for token logits by default) are masked out without a host sync (`tokens`).
 
         With `check_inputs`, shapes and labels are checked before any work, and a non-finite loss (NaN or +inf
         logits) raises before `update` changes any state; finite losses cost no extra pass over the logits.
@@ -88,42 +96,48 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
         so processes whose shard is empty stay in step with the others.
         """
         target = as_class_ids(target)  # any integer dtype -> int64; bool refused (no sync)
+        ignore_index = resolve_ignore_index(self.ignore_index, logits)
         self.batch_ok = None
         if self.check_inputs:
-            target = self._check_inputs(logits, target)
+            target = self._check_inputs(logits, target, ignore_index)
         elif not torch.compiler.is_compiling():  # a Python int read in a compiled graph would recompile it each call
             self.batches_seen += 1
+        rows = as_rows(logits, target, ignore_index)  # [N, K] rows, ignored labels masked
         device = logits.device.type
         autocast = torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else nullcontext()
         with autocast:
-            logits32 = logits if self.casts_logits and logits.dtype in HALF_DTYPES else logits.float()
-            labels = None if torch.is_floating_point(target) else target
+            logits32 = rows.logits if self.casts_logits and logits.dtype in HALF_DTYPES else rows.logits.float()
+            labels = None if torch.is_floating_point(rows.target) else rows.target
             if labels is None:
-                dense: Tensor | None = target.float()
+                dense: Tensor | None = rows.target.float()
             else:  # skip the [B, K] one-hot when the subclass works from class ids alone
-                dense = one_hot(target, self.num_classes) if self.dense_hard_targets else None
+                dense = one_hot(labels, self.num_classes) if self.dense_hard_targets else None
             per_sample = self.compute(logits32, dense, labels)
-            loss = self._reduce(per_sample)
+            loss = reduce_rows(per_sample, rows.valid, self.reduction, rows.shape)
             if self.check_inputs:  # losses are >= 0, so a non-finite sample makes the reduced loss non-finite
-                self._check_loss(loss, per_sample, logits)
+                self._check_loss(loss, per_sample, rows.logits)
             if self.training:
                 with torch.no_grad():
-                    self.update(logits32.detach(), dense, labels)
+                    self._update(logits32.detach(), dense, labels, rows.valid)
         return loss
 
     @eager_only
-    def _check_inputs(self, logits: Tensor, target: Tensor) -> Tensor:
+    def _check_inputs(self, logits: Tensor, target: Tensor, ignore_index: int | None) -> Tensor:
         """Count the call and check shapes (host-side, free) and labels (at once, or as a deferred flag); returns
         the target, with class ids clamped into [0, K) when deferred (an out-of-range id would be a device-side
-        assert in an indexing kernel, which no later check could report; the flagged batch adds no statistics)."""
+        assert in an indexing kernel, which no later check could report; the flagged batch adds no statistics).
+        Ignored labels stay as they are."""
         batch, self.batches_seen = self.batches_seen, self.batches_seen + 1
         check_logits_shape(logits, self.num_classes, batch)
         if may_sync(logits):
-            check_target(target, logits.shape[0], self.num_classes, batch)
+            check_target(target, logits.shape, self.num_classes, batch, ignore_index)
             return target
-        check_target_shape(target, logits.shape[0], self.num_classes, batch)
-        self._defer("labels", target_ok(target, logits.shape[0], self.num_classes), batch)
-        return target if torch.is_floating_point(target) else target.clamp(0, self.num_classes - 1)
+        check_target_shape(target, logits.shape, self.num_classes, batch)
+        self._defer("labels", target_ok(target, self.num_classes, ignore_index), batch)
+        if torch.is_floating_point(target):
+            return target
+        clamped = target.clamp(0, self.num_classes - 1)
+        return clamped if ignore_index is None else torch.where(target == ignore_index, target, clamped)
 
     @eager_only
     def _check_loss(self, loss: Tensor, per_sample: Tensor, logits: Tensor) -> None:
@@ -133,6 +147,14 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
         else:
             self._defer("loss", torch.isfinite(loss.detach()).all(), self.batches_seen - 1)
 
+    def _update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None) -> None:
+        """`update`, with the mask of counted labels only when some label may be ignored (subclasses that never
+        see ignored labels need not take `valid`)."""
+        if valid is None:
+            self.update(logits, target, labels)
+        else:
+            self.update(logits, target, labels, valid=valid)
+
     @abc.abstractmethod
     def compute(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> Tensor:
         """Per-sample loss [B] from float32 logits, dense float32 targets [B, K] and class ids (None if soft).
@@ -140,8 +162,9 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
         `target` is None for hard labels when the class sets ``dense_hard_targets = False``.
         """
 
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        """Training-time statistics hook (called under no_grad, only in `train()` mode)."""
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None = None) -> None:
+        """Training-time statistics hook (called under no_grad, only in `train()` mode); rows with `valid` False
+        ([N] bool, given when labels may be ignored) carry an ignored label (replaced by class 0) and must not count."""
 
     @abc.abstractmethod
     def relation_matrix(self) -> Tensor:
@@ -218,10 +241,5 @@ class RelationLoss(nn.Module, CheckedRows, metaclass=abc.ABCMeta):
         return tuple(self._states)
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, alpha={self.alpha}, reduction={self.reduction!r}"
-
-    def _reduce(self, per_sample: Tensor) -> Tensor:
-        if self.reduction == "mean":
-            return per_sample.mean() if per_sample.numel() else per_sample.sum()  # empty batch: 0, not NaN
-        return per_sample.sum() if self.reduction == "sum" else per_sample
-
+        extra = "" if self.ignore_index is None else f", ignore_index={self.ignore_index}"
+        return f"num_classes={self.num_classes}, alpha={self.alpha}, reduction={self.reduction!r}{extra}"

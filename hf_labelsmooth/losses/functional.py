@@ -77,11 +77,6 @@ def one_hot(labels: Tensor, num_classes: int) -> Tensor:
     return torch.zeros(labels.shape[0], num_classes, device=labels.device).scatter_(1, labels[:, None], 1.0)
 
 
-def class_mask(labels: Tensor, num_classes: int) -> Tensor:
-    """Bool [n, K], True at each row's class id (no host sync; ids outside [0, K) give an all-False row)."""
-    return labels[:, None] == torch.arange(num_classes, device=labels.device)
-
-
 def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Tensor:
     """The smoothing part `t @ R`, computing only the rows of R that the batch needs (on the CPU).
 
@@ -91,8 +86,8 @@ def relation_targets(target: Tensor, labels: Tensor | None, rows: RowsFn) -> Ten
         rows: Function mapping class ids [n] to the rows R[ids], [n, K].
 
     Returns:
-        [B, K] float32: `R[y]` for hard labels, `t @ R` for soft targets (rows of classes with mass only; every row
-        under torch.compile, where shapes must not depend on the data).
+        [B, K] float32: `R[y]` for hard labels, `t @ R` for soft targets (rows of classes with mass only on the CPU;
+        every row where finding them would sync or make shapes depend on the data, `may_sync`).
     """
     if labels is not None:
         return rows(labels)
@@ -109,9 +104,7 @@ def mix(target: Tensor, smooth: Tensor, alpha: float) -> Tensor:
 
 def masked_row_softmax(logits: Tensor, classes: Tensor) -> Tensor:
     """Softmax of rows `logits[classes]` over the K-1 classes other than each row's own class (LS++)."""
-    rows = logits[classes]
-    own = class_mask(classes, logits.shape[-1])
-    return rows.masked_fill(own, float("-inf")).softmax(dim=-1)
+    return logits.index_select(0, classes).scatter(1, classes[:, None], float("-inf")).softmax(dim=-1)
 
 
 def topk_rows(indices: Tensor, values: Tensor, classes: Tensor, include_self: bool = True) -> Tensor:

@@ -54,9 +54,10 @@ class LearnableRelationLoss(RelationLoss):
         """Largest entries of each row of R: (indices [K, n], values [K, n]); top-N rows: the slots (n <= top_n)."""
         return self.rows.relation_topk(n)
 
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        """Top-N rows: record the confused classes (found by the fused class-id pass, else by a scan)."""
-        self.rows.observe(logits, target, labels)
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None = None) -> None:
+        """Top-N rows: record the confused classes (found by the fused class-id pass, else by a scan) of the rows
+        whose label counts (`valid`; None: all)."""
+        self.rows.observe(logits, target, labels, valid)
 
     def end_epoch(self) -> None:
         """Top-N rows: refresh the slots at the epoch end (unless `refresh_every` batches is the period)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .functional import LOG_TINY, kl_divergence, may_sync, mix, one_hot, relation_targets, safe_log
+from .functional import LOG_TINY, may_sync, one_hot, safe_log
 from .kernels import fused_lls
+from .kernels.fused_soft import SoftLLS, soft_targets, zero_relation_gradient
 from .kernels.fused_lls import NORMAL
 from .learnable import LearnableRelationLoss
 from .registry import MethodCard, MethodSpec, register_loss
@@ -52,23 +53,24 @@ class LearnableLabelSmoothing(LearnableRelationLoss):
         """
         if labels is not None and self.alpha > 0:  # top-N: the fused pass also finds the most probable wrong classes
             return self.rows.hard_loss(fused_lls, logits, labels, self.alpha)
-        log_p = logits.float().log_softmax(dim=-1)
         dense = one_hot(labels, self.num_classes) if labels is not None else target
         assert dense is not None  # soft targets always come dense (RelationLoss.forward)
-        t, log_t = self._targets(dense, labels)
-        return (kl_divergence(t, log_t, log_p) + kl_divergence(log_p.exp(), log_p, log_t)) / 2
+        loss = SoftLLS.apply(logits, *self._targets(dense))  # fused, -inf-safe
+        return loss if self.alpha > 0 else loss + zero_relation_gradient(self.relation_rows, logits)
 
-    def _targets(self, target: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _targets(self, target: Tensor) -> tuple[Tensor, Tensor | None]:
         """(t, log t) in float32; log t stays exact where α·R is below float32's normal range: such targets are built
         in float64 (checked on the CPU, one host sync; always where that would sync, `may_sync`). log t = log(tiny)
-        where t = 0."""
-        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        if self.alpha == 0 or (may_sync(t) and bool((t.amin(dim=-1) >= NORMAL).all())):
-            return t, safe_log(t)
+        where t = 0; None when t >= NORMAL everywhere (`SoftLLS` takes the log itself)."""
+        if self.alpha == 0:
+            return target, safe_log(target)
+        t = soft_targets(target, self.relation_rows, self.alpha, dense=self.top_n is None)
+        if may_sync(t) and bool((t.amin(dim=-1) >= NORMAL).all()):
+            return t, None
 
         def rows(classes: Tensor) -> Tensor:
             return self.rows.relation_rows(classes, torch.float64)
 
-        t = mix(target.double(), relation_targets(target.double(), labels, rows), self.alpha)
+        t = soft_targets(target.double(), rows, self.alpha, dense=self.top_n is None)
         log_t = torch.where(t > 0, t.clamp_min(torch.finfo(t.dtype).tiny).log(), LOG_TINY)
         return t.float(), log_t.float()

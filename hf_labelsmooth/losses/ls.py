@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import RelationLoss
-from .functional import cross_entropy
 from .kernels.fused_ce import smoothed_cross_entropy
+from .kernels.fused_soft import soft_cross_entropy
 from .registry import MethodSpec, register_loss
 from .validation import NO_IGNORE_INDEX
 
@@ -29,10 +29,10 @@ class LabelSmoothing(RelationLoss):
             return F.cross_entropy(logits.float(), labels, label_smoothing=self.alpha, reduction="none",
                                    ignore_index=NO_IGNORE_INDEX)
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        if self.alpha > 0:  # α > 0: every class has target mass, so -inf logits give inf
-            return F.cross_entropy(logits.float(), target, label_smoothing=self.alpha, reduction="none",
-                                   ignore_index=NO_IGNORE_INDEX)
-        return cross_entropy(target, logits.float().log_softmax(dim=-1))  # α = 0: masked classes may have -inf logits
+        if self.alpha > 0 and logits.dtype == torch.float32 and logits.shape[-1] < FUSED_FROM_K:  # as for class ids
+            return F.cross_entropy(logits, target, label_smoothing=self.alpha, reduction="none",
+                                   ignore_index=NO_IGNORE_INDEX)  # α > 0: every class has mass, -inf logits give inf
+        return soft_cross_entropy(logits, target, self.alpha, uniform=True)[0]  # fused; -inf on massless classes
 
     def relation_matrix(self) -> Tensor:
         return torch.full((self.num_classes, self.num_classes), 1.0 / self.num_classes)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .functional import cross_entropy, mix, one_hot, relation_targets, safe_log
+from .functional import one_hot
 from .kernels import fused_lspp
+from .kernels.fused_soft import SoftLSPP, soft_targets, zero_relation_gradient
 from .learnable import LearnableRelationLoss
 from .registry import MethodCard, MethodSpec, register_loss
 
@@ -52,10 +53,8 @@ class LabelSmoothingPlusPlus(LearnableRelationLoss):
         dtype. R[y] is a softmax over k ≠ y of C[y] (zero on the diagonal)."""
         if labels is not None and self.alpha > 0:  # α = 0 (one-hot target): the plain path below, exact at -inf logits
             return self.rows.hard_loss(fused_lspp, logits, labels, self.alpha)
-        log_p = logits.float().log_softmax(dim=-1)
         target = one_hot(labels, self.num_classes) if labels is not None else target
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        t = mix(target, relation_targets(target, labels, self.relation_rows), self.alpha)
-        network_term = cross_entropy(t.detach(), log_p)
-        matrix_term = cross_entropy(log_p.detach().exp(), safe_log(t))
-        return (network_term + matrix_term) / 2
+        t = soft_targets(target, self.relation_rows, self.alpha, dense=self.top_n is None)
+        loss = SoftLSPP.apply(logits, t)  # fused, -inf-safe
+        return loss if self.alpha > 0 else loss + zero_relation_gradient(self.relation_rows, logits)

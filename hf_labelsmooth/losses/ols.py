@@ -6,8 +6,8 @@ from torch import Tensor
 
 from .base import RelationLoss
 from .eager import eager_only
-from .functional import cross_entropy, mix, relation_targets
 from .kernels.fused_ce import smoothed_cross_entropy
+from .kernels.fused_soft import soft_cross_entropy, soft_targets
 from .registry import MethodCard, MethodSpec, register_loss
 from .sparse.slots import check_top_n
 from .storage import AveragedRows, DenseAverages, TopNAverages
@@ -77,7 +77,7 @@ class OnlineLabelSmoothing(RelationLoss):
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.rows: AveragedRows = DenseAverages(self) if top_n is None else TopNAverages(self, top_n, buffer_factor)
         self.add_state("counts", torch.zeros(k))
-        self._seen: tuple[Tensor, Tensor] | None = None  # (probabilities, correct) of the batch, from `compute`
+        self._seen: tuple[Tensor, Tensor | None] | None = None  # (probabilities, correct) of the batch, from `compute`
         self._period_steps: int | None = 0  # host copy of `steps` (None after a load: read at the next check)
         self.register_load_state_dict_post_hook(lambda module, _keys: setattr(module, "_period_steps", None))
 
@@ -99,22 +99,26 @@ class OnlineLabelSmoothing(RelationLoss):
             self._seen = (probs, correct) if self.training else None
             return loss
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        smooth = relation_targets(target, labels, self._read_rows)  # (1-α)·H(t, p) + α·H(t @ S, p) in one H
-        return cross_entropy(mix(target, smooth, self.alpha), logits.float().log_softmax(dim=-1))
+        # (1-α)·H(t₀, p) + α·H(t₀ @ S, p) in one H; the rows read are checked (`_read_rows`)
+        t = soft_targets(target, self._read_rows, self.alpha, dense=self.top_n is None)
+        loss, probs = soft_cross_entropy(logits, t)  # fused; its softmax feeds `update`
+        self._seen = (probs, None) if self.training else None
+        return loss
 
-    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
+    def update(self, logits: Tensor, target: Tensor | None, labels: Tensor | None, valid: Tensor | None = None) -> None:
+        """Add the correct samples' probabilities to A (rows of ignored labels, `valid` False, count as not correct)."""
         seen, self._seen = self._seen, None
         if labels is None:
             assert target is not None  # soft targets always come dense (RelationLoss.forward)
             classes = target.argmax(dim=-1)
         else:
             classes = labels
-        if labels is not None and seen is not None:  # the fused loss already computed both
-            probs, correct = seen
-        else:
+        probs, correct = seen if seen is not None else (logits.float().softmax(dim=-1), None)  # from the fused loss
+        if correct is None:
             correct = logits.gather(1, classes[:, None]).squeeze(1) >= logits.amax(dim=-1)  # ties count as correct
-            probs = logits.float().softmax(dim=-1)
         correct = self.valid(correct)  # a batch flagged by a deferred check adds nothing
+        if valid is not None:
+            correct = correct & valid
         self.rows.accumulate(probs, classes, correct)
         self.counts.index_add_(0, classes, correct.float())
         self.steps += 1

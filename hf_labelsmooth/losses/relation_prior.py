@@ -8,8 +8,9 @@ from torch import Tensor
 
 from .base import RelationLoss
 from .checks import check_tensor
-from .functional import cross_entropy, mix, relation_targets, topk_rows
+from .functional import topk_rows
 from .kernels.fused_ce import smoothed_cross_entropy
+from .kernels.fused_soft import soft_cross_entropy, soft_targets
 from .registry import MethodSpec, register_loss
 
 
@@ -91,8 +92,8 @@ class RelationPrior(RelationLoss):
         if labels is not None:  # fused: t = (1-α)·e_y + α·M[y] never built, one softmax (as OLS)
             return smoothed_cross_entropy(logits, labels, self.alpha, self._read_rows(labels))[0]
         assert target is not None  # soft targets always come dense (RelationLoss.forward)
-        t = mix(target, relation_targets(target, labels, self._read_rows), self.alpha)
-        return cross_entropy(t, logits.log_softmax(dim=-1))
+        t = soft_targets(target, self._read_rows, self.alpha, dense=self.matrix is not None)
+        return soft_cross_entropy(logits, t)[0]  # fused
 
     def relation_matrix(self) -> Tensor:
         if self.matrix is None:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
-IGNORE_INDEX = -100  # Hugging Face's label of ignored samples (padding, unlabelled rows): not supported here
+IGNORE_INDEX = -100  # transformers' label of positions without a target: ignored for token logits (`tokens`)
 NO_IGNORE_INDEX = torch.iinfo(torch.int64).min  # for F.cross_entropy: -100 is an invalid label, never a zero loss
 
 
@@ -69,18 +69,13 @@ def as_class_ids(target: Tensor) -> Tensor:
 
 
 def check_logits_shape(logits: Tensor, num_classes: int, batch: int) -> None:
-    """Check logits of shape [B, K]; `batch` is the loss's call counter, quoted in errors."""
-    if logits.ndim == 3 and logits.shape[-1] == num_classes:
+    """Check logits of shape [B, K] (sequences) or [B, T, K] (tokens); `batch` is the loss's call counter."""
+    if logits.ndim not in (2, 3) or logits.shape[-1] != num_classes:
         raise ValueError(
-            f"Expected logits of shape [batch, num_classes={num_classes}] but got {tuple(logits.shape)} (batch "
-            f"{batch}): token-level logits [batch, tokens, classes] are not supported. Use a sequence "
-            "classification head: one row of logits per sample."
-        )
-    if logits.ndim != 2 or logits.shape[-1] != num_classes:
-        raise ValueError(
-            f"Expected logits of shape [batch, num_classes={num_classes}] but got {tuple(logits.shape)} "
-            f"(batch {batch}). Build the loss with num_classes={logits.shape[-1] if logits.ndim else '?'} "
-            "or fix the model's classifier head (config.num_labels)."
+            f"Expected logits of shape [batch, num_classes={num_classes}] or [batch, tokens, num_classes="
+            f"{num_classes}] but got {tuple(logits.shape)} (batch {batch}). Build the loss with "
+            f"num_classes={logits.shape[-1] if logits.ndim else '?'} or fix the model's classifier head "
+            "(config.num_labels)."
         )
 
 
@@ -105,8 +100,9 @@ def check_finite_loss(loss: Tensor, per_sample: Tensor, logits: Tensor, batch: i
                      "logits; check the relation matrix (load it with its validation) and the learning rate.")
 
 
-def target_ok(target: Tensor, batch_size: int, num_classes: int) -> Tensor:
-    """0-d bool, device-side (no sync): class ids in [0, K), or soft targets [B, K] whose rows are distributions.
+def target_ok(target: Tensor, num_classes: int, ignore_index: int | None = None) -> Tensor:
+    """0-d bool, device-side (no sync): class ids in [0, K) (or equal to `ignore_index`), or soft targets whose rows
+    are distributions.
 
     The one label-range rule: the eager check (`check_target`) reads it on the host, the deferred one records it.
     Shapes are checked first (`check_target_shape`).
@@ -114,39 +110,45 @@ def target_ok(target: Tensor, batch_size: int, num_classes: int) -> Tensor:
     if not torch.is_floating_point(target):
         if not target.numel():
             return torch.ones((), dtype=torch.bool, device=target.device)
-        lo, hi = torch.aminmax(target)
+        counted = target if ignore_index is None else target.masked_fill(target == ignore_index, 0)
+        lo, hi = torch.aminmax(counted)
         return (lo >= 0) & (hi < num_classes)
-    t = target.detach().float()
+    t = target.detach().float().reshape(-1, num_classes)
     sums = t.sum(-1)
-    atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
-    return (t.amin(dim=-1) >= 0).all() & ((sums - 1).abs() <= atol).all()  # NaN/inf sums fail the comparison
+    return (t.amin(dim=-1) >= 0).all() & ((sums - 1).abs() <= _atol(target)).all()  # NaN/inf fail the comparison
 
 
-def check_target_shape(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
-    """Class ids [B] or soft targets [B, K] (host-side, no sync)."""
+def _atol(target: Tensor) -> float:
+    return 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
+
+
+def check_target_shape(target: Tensor, logits_shape: torch.Size, num_classes: int, batch: int) -> None:
+    """Class ids of the logits' leading shape ([B] or [B, T]), or soft targets of the logits' shape (no sync)."""
     if not torch.is_floating_point(target):
-        if target.ndim != 1 or target.shape[0] != batch_size:
-            raise ValueError(
-                f"Expected class ids of shape ({batch_size},) but got {tuple(target.shape)} (batch {batch})."
-            )
-    elif target.shape != (batch_size, num_classes):
+        shape = logits_shape[:-1]
+        if target.shape != shape:
+            kind = "token " if len(shape) == 2 else ""
+            raise ValueError(f"Expected {kind}class ids of shape {tuple(shape)} (the logits' without the class "
+                             f"dimension) but got {tuple(target.shape)} (batch {batch}).")
+    elif target.shape != logits_shape:
         raise ValueError(
-            f"Expected soft targets of shape ({batch_size}, {num_classes}) but got {tuple(target.shape)} "
-            f"(batch {batch}). Pass class ids as a LongTensor [B] or probabilities as a FloatTensor [B, K]."
+            f"Expected soft targets of shape {tuple(logits_shape)} (the logits') but got {tuple(target.shape)} "
+            f"(batch {batch}). Pass class ids as a LongTensor [B] ([B, T] for tokens) or probabilities [B, K]."
         )
 
 
-def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) -> None:
-    """Check class ids in [0, K) or soft targets [B, K] whose rows are distributions (one host sync)."""
-    check_target_shape(target, batch_size, num_classes, batch)
-    if bool(target_ok(target, batch_size, num_classes)):
+def check_target(target: Tensor, logits_shape: torch.Size, num_classes: int, batch: int,
+                 ignore_index: int | None = None) -> None:
+    """Check class ids in [0, K) (or equal to `ignore_index`) of the logits' leading shape ([B] or [B, T]), or soft
+    targets of the logits' shape whose rows are distributions (one host sync)."""
+    check_target_shape(target, logits_shape, num_classes, batch)
+    if bool(target_ok(target, num_classes, ignore_index)):
         return
     if not torch.is_floating_point(target):
-        _raise_class_ids(target, num_classes, batch)
-    t = target.detach().float()
+        _raise_class_ids(target, num_classes, batch, ignore_index)
+    t = target.detach().float().reshape(-1, num_classes)
     sums = t.sum(-1)
-    atol = 1e-4 if target.dtype in (torch.float32, torch.float64) else 1e-2
-    bad_rows = (t < 0).any(-1) | ~torch.isfinite(t).all(-1) | ~((sums - 1).abs() <= atol)
+    bad_rows = (t < 0).any(-1) | ~torch.isfinite(t).all(-1) | ~((sums - 1).abs() <= _atol(target))
     bad = bad_rows.nonzero().flatten()[:8].tolist()
     raise ValueError(
         f"Expected soft targets with non-negative rows summing to 1 but got rows {bad} (batch {batch}) "
@@ -155,16 +157,32 @@ def check_target(target: Tensor, batch_size: int, num_classes: int, batch: int) 
     )
 
 
-def _raise_class_ids(target: Tensor, num_classes: int, batch: int) -> None:
-    lo, hi = torch.stack(torch.aminmax(target)).tolist()
-    if lo < 0 and bool((target == IGNORE_INDEX).any()):
+def _raise_class_ids(target: Tensor, num_classes: int, batch: int, ignore_index: int | None) -> None:
+    counted = target if ignore_index is None else target.masked_fill(target == ignore_index, 0)
+    lo, hi = torch.stack(torch.aminmax(counted)).tolist()
+    if lo < 0 and ignore_index is None and bool((target == IGNORE_INDEX).any()):
         rows = (target == IGNORE_INDEX).nonzero().flatten()[:8].tolist()
         raise ValueError(
             f"Expected labels in [0, {num_classes}) but got {IGNORE_INDEX} (Hugging Face's ignore index) in rows "
-            f"{rows} (batch {batch}). hf_labelsmooth losses do not ignore samples: drop unlabelled rows from the "
-            "dataset (token-level labels are not supported)."
+            f"{rows} (batch {batch}). Sequence labels are not ignored by default: drop the unlabelled rows from the "
+            f"dataset, or build the loss with ignore_index={IGNORE_INDEX} to skip them (token logits [B, T, K] "
+            f"ignore {IGNORE_INDEX} by default)."
         )
+    skip = "" if ignore_index is None else f" (other than the ignore index {ignore_index})"
     raise ValueError(
-        f"Expected labels in [0, {num_classes}) but got values in [{lo}, {hi}] (batch {batch}). "
+        f"Expected labels in [0, {num_classes}){skip} but got values in [{lo}, {hi}] (batch {batch}). "
         f"Set num_classes to the dataset's number of classes, or map 1-based labels to 0-based."
     )
+
+
+def check_ignore_index(ignore_index: Any) -> int | None:
+    """Validate `ignore_index`: None (the default: -100 for token logits only) or an integer (not a bool)."""
+    if ignore_index is None:
+        return None
+    if not _is_bool(ignore_index):
+        try:
+            return operator.index(ignore_index)
+        except TypeError:
+            pass
+    raise ValueError(f"Expected `ignore_index` to be an integer (e.g. {IGNORE_INDEX}) or None but got "
+                     f"{ignore_index!r}.")

@@ -27,8 +27,11 @@ def expected_calibration_error(probs: Tensor, labels: Tensor, n_bins: int = 15) 
 
 
 def relation_stats(matrix: Tensor) -> dict[str, float]:
-    """Mean row entropy (nats) and mean off-diagonal mass of a row-stochastic class-relation matrix."""
+    """Mean row entropy (nats), mean off-diagonal mass and largest off-diagonal entry of a row-stochastic
+    class-relation matrix (an entry above ~0.5 is a row collapsed onto one class: see `hf_labelsmooth.matrix_check`)."""
     m = matrix.detach().float().cpu()
     entropy = -(m * m.clamp_min(1e-12).log()).sum(-1).mean()
     off_diagonal = (1.0 - m.diagonal()).mean()
-    return {"relation_entropy": float(entropy), "relation_offdiag_mass": float(off_diagonal)}
+    largest = m.masked_fill(torch.eye(m.shape[0], dtype=torch.bool), 0.0).max()
+    return {"relation_entropy": float(entropy), "relation_offdiag_mass": float(off_diagonal),
+            "relation_max_offdiag": float(largest)}

@@ -35,6 +35,9 @@ class RelationArtifact(abc.ABC):
         source_model: Model (Hub id or name) trained with the loss.
         dataset: Dataset the relations were learned on.
         epochs: Number of training epochs.
+        training: How the relations were trained, beyond the loss (JSON object): the matrix's ``optimizer``
+            family, ``relation_lr``, ``relation_weight_decay``, ``update_every`` (None: each epoch), ``top_n``,
+            and for a student of a fixed matrix its ``prior`` (``{"source": repo id or folder, "sha256": ...}``).
         extra: Further JSON-serialisable metadata (kept in config.json under ``"extra"``).
     """
 
@@ -48,13 +51,15 @@ class RelationArtifact(abc.ABC):
 
     def __init__(self, label_names: Sequence[str], num_classes: int, *, method: str | None = None,
                  alpha: float | None = None, source_model: str | None = None, dataset: str | None = None,
-                 epochs: int | float | None = None, extra: dict[str, Any] | None = None) -> None:
+                 epochs: int | float | None = None, training: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         self.label_names = checks.check_label_names(label_names, num_classes)
         if alpha is not None and not (schema.is_number(alpha) and 0 <= alpha <= 1):
             raise ValueError(f"Expected `alpha` (the mass moved off the one-hot) in [0, 1] or None but got {alpha!r}. "
                              "Pass the loss's alpha, e.g. ClassRelationMatrix(..., alpha=loss.alpha).")
         self.method, self.alpha, self.epochs = method, alpha, epochs
         self.source_model, self.dataset = source_model, dataset
+        self.training = dict(training or {})
         self.extra = dict(extra or {})
         try:
             json.dumps(self.to_config())

@@ -78,3 +78,14 @@ def figure_bytes(fig: Any, fmt: str = "png") -> bytes:
     buffer = _bytes_io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=100)
     return buffer.getvalue()
+
+
+def heatmap_array(artifact: Any) -> Any:
+    """The artifact's heatmap as an H×W×4 float array in [0, 1], for loggers that take images (TensorBoard, W&B);
+    None without matplotlib or for an artifact with no heatmap (a top-N table)."""
+    try:
+        from matplotlib.image import imread
+    except ImportError:
+        return None
+    figure = artifact.plot()
+    return None if figure is None else imread(_bytes_io.BytesIO(figure_bytes(figure)), format="png")

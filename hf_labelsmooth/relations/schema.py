@@ -28,7 +28,7 @@ FIX = ("The file is corrupt or was edited by hand: re-save it with save_pretrain
        "(force_download=True).")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 REQUIRED = ("num_classes", "label_names")
-METADATA = ("method", "alpha", "source_model", "dataset", "epochs")  # artifact attributes kept as config fields
+METADATA = ("method", "alpha", "source_model", "dataset", "epochs", "training")  # artifact attributes kept as fields
 
 
 def is_count(value: Any, minimum: int = 0) -> bool:
@@ -62,6 +62,7 @@ COMMON: dict[str, Rule] = {  # fields of every kind ("library_name" and "format_
     "alpha": (optional(lambda v: is_number(v) and 0 <= v <= 1), "a number in [0, 1] or null"),
     "epochs": (optional(lambda v: is_number(v) and v >= 0), "a finite number >= 0 or null"),
     "extra": (optional(lambda v: isinstance(v, dict)), "a JSON object or null"),
+    "training": (optional(lambda v: isinstance(v, dict)), "a JSON object or null"),
     "sha256": (optional(is_digests), f"an object mapping {list(TENSOR_FILES)} to sha256 hex digests"),
 }
 KIND_FIELDS: dict[str, dict[str, Rule]] = {  # fields of one kind (config.json's "artifact")

@@ -45,11 +45,14 @@ def _fresh_dynamo():
 
 
 def _targets(step: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs [B, D] and targets of one step: class ids, or Mixup targets (λ e_y + (1-λ) e_flip(y))."""
+    """Inputs [B, D] and targets of one step: class ids, Mixup targets (λ e_y + (1-λ) e_flip(y)), or tokens:
+    inputs [2, B/2, D] with labels [2, B/2], some -100 (ignored: masked, no data-dependent shape)."""
     gen = generator(100 + step)
     x = torch.randn(B, D, generator=gen)
     y = torch.randint(0, K, (B,), generator=gen)
     y[::2] = step % K  # repeated classes: table merges with several samples of one row
+    if kind == "tokens":
+        return x.view(2, B // 2, D), y.masked_fill(torch.arange(B, device=y.device) % 3 == step % 3, -100).view(2, -1)
     if kind == "hard":
         return x, y
     lam = 0.7
@@ -105,8 +108,11 @@ def _compare_state(eager, compiled) -> None:
             torch.testing.assert_close(b_c, b_e, rtol=1e-5, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("kind", ["hard", "soft"])
-@pytest.mark.parametrize(("name", "top_n"), CASES)
+TOKEN_CASES = [("ls", None), ("ols", None), ("ols", TOP_N), ("lspp", TOP_N)]  # base masking; masked statistics
+
+
+@pytest.mark.parametrize(("name", "top_n", "kind"), [(n, t, k) for n, t in CASES for k in ("hard", "soft")]
+                         + [(n, t, "tokens") for n, t in TOKEN_CASES])
 def test_fullgraph_step_equals_eager(name: str, top_n: int | None, kind: str) -> None:
     """fullgraph=True raises on any graph break; no recompilation after the first step."""
     eager, compiled = _twins(name, top_n)

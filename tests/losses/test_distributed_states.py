@@ -1,4 +1,4 @@
-"""N processes = 1 process, for every registered loss (dense and ``top_n``, hard and Mixup targets).
+"""N processes = 1 process, for every registered loss (dense and ``top_n``; hard, Mixup and token targets).
 
 The multi-process tests are marked slow (CONTRIBUTING: multi-process tests are; CI runs them); the single-process
 reference checks are not.
@@ -23,6 +23,7 @@ from tests.support.ports import free_port
 
 WORLDS = (2, 3)
 MODES = ("straight", "resumed")
+CASES = loss_cases(("hard", "mixup", "tokens"))  # tokens: [B, T, K] logits, labels with -100 (counted in tokens)
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -31,7 +32,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
                             timeout=timedelta(seconds=120))
     assert dist.get_world_size() == world
     results = {}
-    for case in loss_cases():
+    for case in CASES:
         results[(case.id, "straight")] = run_case(case, rank, world)
         results[(case.id, "resumed")] = run_case(case, rank, world, checkpoint=f"{out}.{case.id}.safetensors")
         if narrow_tables(case):
@@ -80,7 +81,7 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], di
     """The single-process reference (straight) and the single-process resumed run, per case."""
     path = tmp_path_factory.mktemp("single")
     return {(case.id, mode): run_case(case, 0, 1, None if mode == "straight" else str(path / f"{case.id}.st"))
-            for case in loss_cases() for mode in MODES}
+            for case in CASES for mode in MODES}
 
 
 def max_difference(result: dict, reference: dict) -> float:
@@ -99,7 +100,7 @@ def _assert_same(result: dict, reference: dict, where: str) -> None:
             assert torch.equal(result[key], value), f"{where} {key}: {result[key]} != {value}"
 
 
-@pytest.mark.parametrize("case", loss_cases(), ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_reference_learned_something(case: LossCase, single: dict) -> None:
     """The runs are not vacuous: matrices that learn moved off their start, sparse slots were refreshed."""
     reference = single[(case.id, "straight")]
@@ -114,7 +115,7 @@ def test_reference_learned_something(case: LossCase, single: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("world", WORLDS)
-@pytest.mark.parametrize("case", loss_cases(), ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_n_processes_equal_one(case: LossCase, world: int, mode: str, ranks: dict, single: dict) -> None:
     reference = single[(case.id, "straight")]
     results = [rank_results[(case.id, mode)] for rank_results in ranks[world]]
@@ -126,7 +127,7 @@ def test_n_processes_equal_one(case: LossCase, world: int, mode: str, ranks: dic
 
 @pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
-@pytest.mark.parametrize("case", [c for c in loss_cases() if narrow_tables(c)], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in CASES if narrow_tables(c)], ids=lambda c: c.id)
 def test_lossy_table_merges_give_every_rank_the_same_state(case: LossCase, world: int, ranks: dict) -> None:
     """Tables too narrow for every class (a sketch: 1 and N processes may differ) still end in one state on every
     rank, through a mid-period checkpoint."""
@@ -138,7 +139,7 @@ def test_lossy_table_merges_give_every_rank_the_same_state(case: LossCase, world
 
 @pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
-@pytest.mark.parametrize("case", [c for c in loss_cases() if narrow_tables(c)], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in CASES if narrow_tables(c)], ids=lambda c: c.id)
 def test_sync_merges_the_tables_of_all_processes(case: LossCase, world: int, ranks: dict) -> None:
     """`sync_states` gives every rank the one-pass merge of all ranks' tables (checked against brute force in
     test_sparse.py), whatever the rank: no merge order, no trimming between merges (the former pairwise merge of

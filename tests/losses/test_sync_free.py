@@ -14,7 +14,7 @@ from hf_labelsmooth.losses.functional import host_shortcuts
 from tests.support.loss_cases import K, LossCase, global_batches, loss_cases, make_case_loss
 from tests.support.syncs import SyncCounter
 
-CASES = loss_cases()
+CASES = loss_cases(("hard", "mixup", "tokens"))  # tokens: [B, T, K] with -100 labels ignored
 
 
 def _step(loss: hf_labelsmooth.RelationLoss, logits: torch.Tensor, target: torch.Tensor) -> None:
@@ -64,15 +64,16 @@ def _defects(case: LossCase) -> list[tuple[str, int]]:
 
 def _poison(kind: str, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logits, target = logits.clone(), target.clone()
+    row = (1, int((target[1] != -100).nonzero()[0])) if logits.ndim == 3 else (1,)  # a token that is not ignored
     if kind == "label_out_of_range":
-        if target.ndim == 1:
-            target[1] = K
+        if not target.is_floating_point():
+            target[row] = K
         else:
             target[1] = torch.full((K,), 2.0 / K)
     elif kind == "nan_logit":
-        logits[1, 0] = float("nan")
+        logits[row][0] = float("nan")
     elif kind == "inf_logit":
-        logits[1, 0] = float("inf")
+        logits[row][0] = float("inf")
     elif kind == "negative_target":
         target[1, 0], target[1, 1] = target[1, 0] - 0.5, target[1, 1] + 0.5
     else:

@@ -189,20 +189,20 @@ def test_mistyped_local_folder_says_so_without_asking_the_hub(tmp_path, monkeypa
     for name in ("my_matrx", "runs/matrix/", "../elsewhere"):
         with pytest.raises(FileNotFoundError, match=f"got {name!r}: no such local folder exists"):
             ClassRelationMatrix.from_pretrained(name)
-    assert main(["show", "my_matrx"]) == 1
+    assert main(["show", "my_matrx"]) == 2
     assert "no such local folder exists" in capsys.readouterr().err
     with pytest.raises(ValueError, match="empty string"):
         ClassRelationMatrix.from_pretrained("")
 
 
 def test_show_png_paths(folder, tmp_path, capsys):
-    assert main(["show", str(folder), "--png", str(tmp_path)]) == 1
+    assert main(["show", str(folder), "--png", str(tmp_path)]) == 2
     assert "which is a directory. Name a file in it" in capsys.readouterr().err
-    assert main(["show", str(folder), "--png", str(tmp_path / "missing" / "heat.png")]) == 1
+    assert main(["show", str(folder), "--png", str(tmp_path / "missing" / "heat.png")]) == 2
     assert "Expected an existing folder" in capsys.readouterr().err
-    assert main(["show", str(folder), "--png", str(folder / "config.json" / "heat.png")]) == 1
+    assert main(["show", str(folder), "--png", str(folder / "config.json" / "heat.png")]) == 2
     assert "is not a directory" in capsys.readouterr().err
-    assert main(["show", str(folder), "--png", str(tmp_path / "heat.xyz")]) == 1
+    assert main(["show", str(folder), "--png", str(tmp_path / "heat.xyz")]) == 2
     assert "Expected a heatmap file ending in one of" in capsys.readouterr().err
     assert main(["show", str(folder), "--png", str(tmp_path / "heat.jpg")]) == 0
     assert (tmp_path / "heat.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a real JPEG

@@ -37,10 +37,10 @@ def test_show_default_top_is_capped_at_k_minus_1(saved_dir, capsys):
 
 
 def test_show_errors_are_messages(tmp_path, saved_dir, capsys):
-    assert main(["show", str(tmp_path / "missing")]) == 1
-    assert "error: Expected a directory" in capsys.readouterr().err
+    assert main(["show", str(tmp_path / "missing")]) == 2
+    assert "error: Expected a matrix folder, a saved model or a checkpoint but got" in capsys.readouterr().err
     (saved_dir / "relation_matrix.safetensors").write_bytes(b"\x00\x01")
-    assert main(["show", str(saved_dir)]) == 1
+    assert main(["show", str(saved_dir)]) == 2
     assert "corrupt or truncated" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["nope"])
@@ -81,7 +81,7 @@ def test_uniform_rows_of_a_top_n_table():
 def test_show_on_a_run_that_learns_no_matrix_says_so(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "convnext", "num_labels": 3}))
     (tmp_path / "model.safetensors").write_bytes(b"")
-    assert main(["show", str(tmp_path)]) == 1
+    assert main(["show", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "hf-labelsmooth show: error: Expected a class-relation matrix in" in err
     assert "learns no matrix (ce, ls, " in err and "Only lls, lspp, ols learn one" in err

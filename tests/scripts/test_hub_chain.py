@@ -49,9 +49,11 @@ def check_pushed_commit(files: dict[str, bytes], out: Path) -> bytes:
     assert config["dataset"] == "digits (local)"
     assert config["source_model"] == "none: trained from scratch from the config convnext-digits (local)"
     card = files["README.md"].decode()
-    assert "| Loss (`--label_smoothing_method`) | `ols`: Online Label Smoothing (OLS) |" in card
+    assert "| Loss (`--label_smoothing_method`) | ols: Online Label Smoothing (OLS) |" in card
     assert "| α (mass moved off the one-hot) | 0.5 (" in card and "| Dataset | digits (local) |" in card
-    assert "[`relation_matrix/`](relation_matrix/README.md)" in card
+    assert "[relation_matrix/](relation_matrix/README.md)" in card
+    assert "| Base model | none: trained from scratch from the config convnext-digits (local) |" in card
+    assert "This model was trained from scratch on " in card
     assert "--relation_matrix alice/digits-ols" in card
     assert "\ndatasets:" not in card.split("\n---\n")[0] and "imagefolder" not in card  # local data: no Hub id
     assert 'load_relations("alice/digits-ols")' in files["relation_matrix/README.md"].decode()
@@ -125,7 +127,7 @@ def test_a_model_repo_resolves_to_its_relation_matrix_folder(tmp_path: Path) -> 
         result = subprocess.run([sys.executable, "-c", SCRIPT, str(model), str(tmp_path / "cache"),
                                  str(SCRIPTS)],
                                 env=hub_env(hub, tmp_path), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.returncode == 2, result.stderr[-3000:]
     assert "LOADED ols ['a', 'b', 'c']" in result.stdout
     assert "TIMM RelationPrior" in result.stdout  # timm-train's --relation-matrix takes the model repo too
     message = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))

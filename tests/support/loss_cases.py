@@ -20,6 +20,7 @@ import hf_labelsmooth
 from hf_labelsmooth.losses.states import process_group
 
 K, TOP_N, PERIOD = 5, 3, 3
+TOKENS = 4  # sequence length of the "tokens" cases
 BATCH_SIZES = (6, 5, 2, 6, 4, 3)  # global batches; 2 over 3 processes leaves one shard empty (at a period end)
 CHECKPOINT_AFTER = 1  # a checkpoint mid-period: after the second batch of the first period
 
@@ -30,7 +31,7 @@ class LossCase:
 
     name: str
     top_n: int | None
-    targets: str  # "hard" (class ids) or "mixup" (timm-style smoothed Mixup targets)
+    targets: str  # "hard" (class ids), "mixup" (timm-style smoothed Mixup targets) or "tokens" ([B, T] with -100)
 
     @property
     def id(self) -> str:
@@ -70,6 +71,11 @@ def global_batches(case: LossCase) -> list[tuple[Tensor, Tensor]]:
     g = torch.Generator().manual_seed(11)
     batches = []
     for size in BATCH_SIZES:
+        if case.targets == "tokens":  # [B, T, K] logits, labels [B, T] with about a third ignored (-100)
+            labels = torch.randint(0, K, (size, TOKENS), generator=g)
+            logits = torch.randn(size, TOKENS, K, generator=g) * 1.5 + 2.0 * F.one_hot(labels, K)
+            batches.append((logits, labels.masked_fill(torch.rand(size, TOKENS, generator=g) < 0.3, -100)))
+            continue
         labels = torch.randint(0, K, (size,), generator=g)
         logits = torch.randn(size, K, generator=g) * 1.5 + 2.0 * F.one_hot(labels, K)
         batches.append((logits, make_targets(case.targets, labels, g)))

@@ -135,7 +135,12 @@ def fsdp_on_cpu() -> None:
     ConvNextForImageClassification.get_input_embeddings = lambda self: None
 
 
-def _full_weights(trainer: LabelSmoothingTrainer) -> dict[str, torch.Tensor]:
+def relation_loss(trainer: Any) -> Any:
+    """The loss of a `LabelSmoothingTrainer` or of a stock Trainer's `compute_loss_func`."""
+    return trainer.relation_loss if hasattr(trainer, "relation_loss") else trainer.compute_loss_func.loss
+
+
+def _full_weights(trainer: Any) -> dict[str, torch.Tensor]:
     state = trainer.accelerator.get_state_dict(trainer.model)  # FSDP: gathered from the shards
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -148,24 +153,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--world_size", type=int, default=2)
     parser.add_argument("--resume_check", action="store_true", help="also crash at step 3 and resume (ols, lls)")
     parser.add_argument("--fsdp", action="store_true", help="shard the model with FSDP2 through Accelerate")
+    parser.add_argument("--stock", action="store_true", help="the stock Trainer with compute_loss_func")
     opts = parser.parse_args(argv)
+    train, resume = train_digits, interrupted_then_resumed
+    if opts.stock:
+        from tests.support.stock_trainer import stock_interrupted_then_resumed, train_stock
+
+        train, resume = train_stock, stock_interrupted_then_resumed
     overrides = FSDP if opts.fsdp else {}
     if opts.fsdp:
         fsdp_on_cpu()
     for method in opts.methods:
-        trainer = train_digits(os.path.join(opts.out, method), method, batch=opts.batch, n_train=128, **overrides)
+        trainer = train(os.path.join(opts.out, method), method, batch=opts.batch, n_train=128, **overrides)
         rank = trainer.args.process_index
         assert trainer.args.world_size == opts.world_size, f"rank {rank}: world size {trainer.args.world_size}"
         assert trainer.is_fsdp_enabled == opts.fsdp
-        state = {"matrix": trainer.relation_loss.relation_matrix(),
+        state = {"matrix": relation_loss(trainer).relation_matrix(),
                  **{f"model.{k}": v for k, v in _full_weights(trainer).items()},
                  "losses": torch.tensor([h["loss"] for h in trainer.state.log_history if "loss" in h])}
         torch.save(state, os.path.join(opts.out, f"{method}.rank{rank}.pt"))
         if opts.resume_check and method in ("ols", "lls"):
-            resumed = interrupted_then_resumed(os.path.join(opts.out, f"{method}-resume"), method, opts.batch, 128, 3,
-                                               **overrides)
+            resumed = resume(os.path.join(opts.out, f"{method}-resume"), method, opts.batch, 128, 3, **overrides)
             assert resumed.state.global_step == trainer.state.global_step
-            torch.save({"matrix": resumed.relation_loss.relation_matrix()},
+            torch.save({"matrix": relation_loss(resumed).relation_matrix()},
                        os.path.join(opts.out, f"{method}.resumed.rank{rank}.pt"))
     if dist.is_available() and dist.is_initialized():  # no rank tears the gloo group down while another still uses it
         dist.barrier()

@@ -17,9 +17,14 @@ the run, the launcher replaces:
   the loss state in ``task_state``.
 - ``timm.optim.create_optimizer_v2``: timm's optimizer over the model, plus the matrix as its own param group
   (`add_relation_param_group`: ``--relation-lr``, by default 10 × ``--lr`` for SGD-like optimizers and
-  max(``--lr``, 0.05) for Adam-like ones; the method's weight decay unless ``--relation-weight-decay``), whose
-  steps the task counts: ``--relation-update-every N`` refreshes every N optimizer steps, as under the Trainer.
-- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix and its card.
+  max(``--lr``, 3 / total steps) for Adam-like ones, the total from the training loader's length, ``--epochs``,
+  ``--cooldown-epochs`` and ``--grad-accum-steps``; the method's weight decay unless ``--relation-weight-decay``),
+  whose steps the task counts: ``--relation-update-every N`` refreshes every N optimizer steps, as under the Trainer.
+  The task follows that group's lr, so that the not-moved warning skips warmup epochs.
+- ``timm.utils.get_outdir``: train.py's output folder, where `LaunchState.finish` writes the matrix, the cards and,
+  with ``--push-to-hub``, uploads them with the model (`sharing`).
+- ``timm.utils.update_summary`` (rank 0, each epoch): with ``--log-wandb``, the matrix's heatmap is logged to W&B in
+  the same step as train.py's metrics.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
 - ``torch.distributed.destroy_process_group()``: a barrier first (train.py destroys the group with none).
@@ -42,12 +47,13 @@ import torch.distributed
 from torch import nn
 
 from ...options import RelationOptions
+from .entry import check_device
 from .launched_task import LaunchedTask, RelationPlaceholder
 from .loss import is_relation_loss_type
 from .options import LaunchError, LaunchOptions, relation_loss_types
 from .param_group import add_relation_param_group
 from .result import LaunchResult
-from .script_args import check_script_args, dataset_name, label_names
+from .script_args import check_script_args, label_names
 from .task import RelationTrainableModule
 
 __all__ = ["LaunchState", "LaunchedTask", "RelationPlaceholder", "installed"]
@@ -63,14 +69,18 @@ class LaunchState:
         self.spec: RelationOptions | None = None  # the run's options, once train.py's flags name its loss
         self.args: Any = None
         self.train_dataset: Any = None
+        self.train_loader: Any = None
         self.task: LaunchedTask | None = None
         self.output_dir: str | None = None
         self.label_names: list[str] = []
         self.notes: list[str] = []  # for the log, once train.py has set it up
+        self.optimizer: Any = None  # train.py's optimizer, with the matrix's param group
+        self.prior: dict[str, Any] | None = None  # `provenance.prior_record` of a relation_prior run
 
     def read_args(self, original: Callable, args: Any, *rest: Any, **kwargs: Any) -> Any:
         self.args = args
         self.loss_type = check_script_args(self.options, args)
+        check_device(args)  # train.py's default --device cuda on a machine without CUDA: one line, not a traceback
         self.spec = None if self.loss_type is None else self.options.relation_options(self.loss_type)
         for note in self.notes:
             _logger.info(f"hf-labelsmooth: {note}")
@@ -79,7 +89,7 @@ class LaunchState:
     def create_loader(self, original: Callable, dataset: Any, *rest: Any, **kwargs: Any) -> Any:
         loader = original(dataset, *rest, **kwargs)
         if kwargs.get("is_training") and self.loss_type is not None:
-            self.train_dataset = dataset
+            self.train_dataset, self.train_loader = dataset, loader
             _report_epochs(loader, self)
         return loader
 
@@ -100,7 +110,7 @@ class LaunchState:
             raise LaunchError(f"Expected a timm model with `num_classes` for {spec.method} but got {num_classes}.")
         names = self.label_names = label_names(self.train_dataset, num_classes)
         try:  # relation losses take class ids and Mixup/CutMix's soft targets alike; --smoothing 0 was checked
-            loss = spec.build(num_classes, names)
+            loss, self.prior = spec.build_with_prior(num_classes, names)
         except ValueError as err:
             raise LaunchError(str(err)) from err
         _logger.info(f"hf-labelsmooth: {loss.spec.name} (alpha {loss.alpha}) in place of train.py's criterion")
@@ -115,11 +125,30 @@ class LaunchState:
             optimizer = original(model.model, *rest, **kwargs)
             # The matrix is a param group of train.py's one optimizer (the Trainer gives it an optimizer of its
             # own): train.py steps, schedules and checkpoints only that optimizer, built from the trainable module.
-            add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
-                                     weight_decay=self.options.relation_weight_decay,
-                                     network_weight_decay=kwargs.get("weight_decay"))
+            group = add_relation_param_group(optimizer, model.criterion, lr=self.options.relation_lr,
+                                             weight_decay=self.options.relation_weight_decay,
+                                             network_weight_decay=kwargs.get("weight_decay"),
+                                             total_steps=self.total_steps())
+            self.task.follow_lr(group)  # the not-moved check judges the lr this group applies
         self.task.count_optimizer_steps(optimizer)  # the update period counts its steps
+        self.optimizer = optimizer
         return optimizer
+
+    def update_summary(self, original: Callable, *args: Any, log_wandb: bool = False, **kwargs: Any) -> Any:
+        """With ``--log-wandb``, the matrix's heatmap joins the epoch's metrics (one W&B step)."""
+        if log_wandb and self.task is not None:
+            from .sharing import log_wandb_heatmap
+
+            log_wandb_heatmap(self.task.loss, self.label_names)
+        return original(*args, log_wandb=log_wandb, **kwargs)
+
+    def total_steps(self) -> int | None:
+        """Optimizer steps of train.py's run, as its scheduler counts them; None before the training loader."""
+        if self.train_loader is None or self.args is None:
+            return None
+        accum = max(int(getattr(self.args, "grad_accum_steps", 1) or 1), 1)
+        epochs = int(getattr(self.args, "epochs", 0) or 0) + int(getattr(self.args, "cooldown_epochs", 0) or 0)
+        return -(-len(self.train_loader) // accum) * epochs or None
 
     def get_outdir(self, original: Callable, *args: Any, **kwargs: Any) -> str:
         self.output_dir = original(*args, **kwargs)
@@ -131,15 +160,14 @@ class LaunchState:
         return original(loss_type, *rest, **kwargs)
 
     def finish(self) -> LaunchResult:
-        """After train.py: on rank 0, write the matrix the loss learned and its card into train.py's output folder."""
+        """After train.py, on rank 0: the matrix the loss learned with its card, the root card and, with
+        ``--push-to-hub``, the upload (`sharing.share_run`), in train.py's output folder."""
         task, args, written = self.task, self.args, None
-        if task is not None and self.output_dir is not None and task.loss.learns_relations:
-            from ...relations import save_relations
+        if task is not None and self.output_dir is not None:
+            from .sharing import share_run
 
-            written = save_relations(task.loss, self.label_names, Path(self.output_dir) / "relation_matrix",
-                                     source_model=getattr(args, "model", None),
-                                     dataset=dataset_name(args), epochs=task.completed_epochs)
-            _logger.info(f"hf-labelsmooth: wrote the {task.loss.name} relations to {written}")
+            written = share_run(task, args, Path(self.output_dir), self.label_names, self.options, self.optimizer,
+                                self.prior)
         return LaunchResult(task=task, output_dir=self.output_dir, relations_dir=written,
                             world_size=getattr(args, "world_size", 1), rank=getattr(args, "rank", 0))
 
@@ -172,6 +200,7 @@ def installed(state: LaunchState) -> Iterator[LaunchState]:
     loss_types = tuple(timm.loss.LOSS_TYPES) + tuple(relation_loss_types())
     hooks: list[tuple[Any, str, Any]] = [
         (timm.utils, "init_distributed_device", state.read_args), (timm.utils, "get_outdir", state.get_outdir),
+        (timm.utils, "update_summary", state.update_summary),
         (timm.data, "create_loader", state.create_loader), (timm.data, "create_naflex_loader", state.create_loader),
         (timm.task, "ClassificationTask", state.classification_task),
         (timm.optim, "create_optimizer_v2", state.create_optimizer),

@@ -31,8 +31,10 @@ class LaunchedTask(RelationClassificationTask):
         self.seed, self.rank, self.completed_epochs = seed, rank, 0
 
     def start_epoch(self) -> None:
-        """Reseed torch, numpy and random for the coming epoch (data order, augmentation, Mixup, dropout)."""
+        """Reseed torch, numpy and random for the coming epoch (data order, augmentation, Mixup, dropout); record the
+        matrix's lr for the epoch."""
         timm.utils.random_seed(self.seed + _EPOCH_SEED_STRIDE * (self.completed_epochs + 1), self.rank)
+        self.observe_lr()
 
     def end_epoch(self) -> None:
         super().end_epoch()

@@ -34,11 +34,13 @@ def launch(script: str | Path, script_args: Sequence[str], options: LaunchOption
         The `LaunchResult` (the relation files are written on rank 0 only, after train.py returns).
 
     Raises:
-        LaunchError: A flag that contradicts the relation loss, before any training.
+        LaunchError: No relation loss, a script that is not timm's train.py, a device this machine lacks, or a
+            flag that contradicts the relation loss, before any training.
         FileNotFoundError: `script` does not exist.
         ImportError: timm is not installed (the ``[timm]`` extra).
     """
     try:
+        from .entry import check_entry
         from .hooks import LaunchState, installed
         from .script_args import script_loss_type, with_default_smoothing
     except ImportError as err:
@@ -53,6 +55,7 @@ def launch(script: str | Path, script_args: Sequence[str], options: LaunchOption
         raise FileNotFoundError(f"Expected the path of timm's train.py but got {str(script)!r} (no such file). It "
                                 "is not in the timm wheel: take it from a clone of "
                                 "github.com/huggingface/pytorch-image-models.")
+    check_entry(path, requested)  # a relation loss, a script the hooks reach, a device this machine has
     state = LaunchState(options)
     script_argv = with_default_smoothing(argv, requested)
     if script_argv != argv:  # logged once train.py has set up logging
@@ -60,6 +63,10 @@ def launch(script: str | Path, script_args: Sequence[str], options: LaunchOption
                            "--ls-alpha.")
     with installed(state):
         run_script(path, script_argv)
+    if state.args is not None and state.task is None and state.loss_type is not None:
+        raise LaunchError(f"Expected {path} to build timm.task.ClassificationTask, where the launcher puts the "
+                          f"{state.loss_type} loss, but it trained without one: no relation loss was used and no "
+                          "matrix was written. Use timm's train.py (timm >= 1.0.31).")
     return state.finish()
 
 

@@ -36,6 +36,8 @@ class LaunchOptions:
     relation_update_every: int | None = None
     relation_top_n: int | None = None
     relation_matrix: str | None = None
+    push_to_hub: str | None = None
+    hub_private: bool | None = None
 
     def check(self, loss_type: str | None = None) -> None:
         """Raise `LaunchError` for flags the loss cannot take (`loss_type`: the run's loss, default ``--loss-type``).
@@ -43,8 +45,12 @@ class LaunchOptions:
         Without a loss nothing is checked here: train.py may still choose one (``--loss``), and relation flags
         without any loss are refused once its flags are parsed.
         """
+        from ...relations.card_text import hub_id
         from .loss import is_relation_loss_type
 
+        if self.push_to_hub is not None and not hub_id(self.push_to_hub):
+            raise LaunchError(f"Expected --push-to-hub to be a Hub repo id (owner/name) but got "
+                              f"{self.push_to_hub!r:.120}. Pass e.g. --push-to-hub my-user/my-model.")
         name = loss_type or self.loss_type
         if name is None:
             return
@@ -100,6 +106,11 @@ def add_launcher_arguments(parser: argparse.ArgumentParser, script: bool = True)
     group.add_argument("--relation-top-n", type=int, default=None, help="keep N related classes per row (large K)")
     group.add_argument("--relation-matrix", default=None, metavar="DIR_OR_REPO",
                        help="saved matrix, the fixed prior of --loss-type relation_prior (class names must match)")
+    group.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                       help="after a successful run, upload (rank 0, one commit) the final weights and a config that "
+                            "timm.create_model('hf-hub:REPO_ID', pretrained=True) loads, relation_matrix/ and the card")
+    group.add_argument("--hub-private", action="store_true", default=None,
+                       help="create the --push-to-hub repo as private")
     if script:
         parser.add_argument("script", metavar="TRAIN_PY", help="timm's train.py (from a clone of the timm repository)")
         parser.add_argument("script_args", nargs=argparse.REMAINDER, metavar="...",

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ...losses import RelationLoss
-from ...optim import StillMatrixCheck
+from ...optim import MatrixCheck
 from ...options import UpdatePeriod
 
 __all__ = ["RelationClassificationTask", "RelationTrainableModule"]
@@ -77,7 +77,9 @@ class RelationClassificationTask(ClassificationTask):
     stays outside DDP. The eval model (and the checkpoint ``state_dict``) is the bare timm model; the loss state
     (matrix logits, OLS buffers) goes to ``task_state`` through `get_task_state`, which timm's ``CheckpointSaver``
     and ``resume_task_checkpoint`` save and restore. `end_epoch` warns once (rank 0) when a learnable matrix has not
-    moved since training started (`StillMatrixCheck`, naming ``--relation-lr``).
+    moved since training started or has collapsed (`MatrixCheck`, naming ``--relation-lr``; ``--ls-alpha`` at 0).
+    After `follow_lr` with the matrix's param group, an epoch whose lr stayed tiny by schedule (warmup) is not
+    judged.
 
     Args:
         model: The timm model.
@@ -103,10 +105,10 @@ class RelationClassificationTask(ClassificationTask):
             self.criterion = None
         else:
             self.trainable_module, self.criterion = model, criterion
-        self.still: StillMatrixCheck | None = None
+        self.still: MatrixCheck | None = None
         self.period: UpdatePeriod | None = None
         if isinstance(criterion, RelationLoss):
-            self.still = StillMatrixCheck(criterion, flag="--relation-lr")
+            self.still = MatrixCheck(criterion, flag="--relation-lr", alpha_flag="--ls-alpha")
             self.period = UpdatePeriod(criterion, update_every)
         self.optimizer_steps = 0
         self._epochs_run = 0
@@ -213,6 +215,16 @@ class RelationClassificationTask(ClassificationTask):
         self._epochs_run += 1
         if self.still is not None and _is_rank_zero():
             self.still.check(self._epochs_run)
+
+    def follow_lr(self, group: dict[str, Any] | None) -> None:
+        """The matrix's param group: the not-moved check judges the lr it applies (see `observe_lr`)."""
+        if self.still is not None:
+            self.still.follow(group)
+
+    def observe_lr(self) -> None:
+        """Record the matrix's applied lr (at epoch starts; `end_epoch` records it too)."""
+        if self.still is not None:
+            self.still.observe()
 
     def consolidate_loss_state(self) -> None:
         """Sum the loss's per-process statistics onto rank 0, which writes checkpoints (collective)."""

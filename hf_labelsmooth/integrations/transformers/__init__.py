@@ -5,7 +5,9 @@ This package imports transformers (the ``[transformers]`` extra).
 from __future__ import annotations
 
 from .callbacks import RelationLossCallback
-from .trainer import LabelSmoothingTrainer, build_relation_loss
-from .training_args import LabelSmoothingTrainingArguments
+from .loss_func import RelationLossFunction, compute_loss_func
+from .trainer import LabelSmoothingTrainer
+from .training_args import LabelSmoothingTrainingArguments, build_relation_loss
 
-__all__ = ["LabelSmoothingTrainer", "LabelSmoothingTrainingArguments", "RelationLossCallback", "build_relation_loss"]
+__all__ = ["LabelSmoothingTrainer", "LabelSmoothingTrainingArguments", "RelationLossCallback", "RelationLossFunction",
+           "build_relation_loss", "compute_loss_func"]

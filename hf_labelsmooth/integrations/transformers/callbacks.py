@@ -1,12 +1,12 @@
 """`RelationLossCallback`: the Trainer-loop side of a relation loss (gradient sync, zeroing, update periods)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ...losses.base import RelationLoss
-from ...optim import StillMatrixCheck
+from ...optim import MatrixCheck
 from ...options import UpdatePeriod
 from .relation_optimizer import zero_gradients
 
@@ -23,32 +23,35 @@ class RelationLossCallback(TrainerCallback):
       (a run resumed from it then ends where an uninterrupted one would), or at the epoch end when training stops
       mid-epoch (`max_steps`);
     - at each epoch end, on the main process: warn once when a learnable matrix has not moved since training
-      started (`StillMatrixCheck`, naming ``--relation_lr``).
+      started (not in a warmup epoch; naming ``--relation_lr``, or alpha 0), and once when rows have collapsed
+      (`MatrixCheck`).
 
     Args:
         loss: The loss module used by the trainer.
         update_every: Period in optimizer steps; ``None`` refreshes at each epoch end.
         optimizer_step: Steps the optimizer of the loss's parameters (after the gradients are averaged).
         scheduler_step: Steps its learning-rate schedule.
-        relation_lr: Returns the matrix's learning rate, quoted in the warning.
+        relation_group: Returns the matrix's optimizer param group (its applied lr is judged), or None.
     """
 
     def __init__(self, loss: RelationLoss, update_every: int | None = None,
                  optimizer_step: Callable[[], None] | None = None,
                  scheduler_step: Callable[[], None] | None = None,
-                 relation_lr: Callable[[], float | None] | None = None) -> None:
+                 relation_group: Callable[[], dict[str, Any] | None] | None = None) -> None:
         self.loss = loss
         self.period = UpdatePeriod(loss, update_every)
         self.refreshed_at: int | None = None  # global step of the last epoch refresh
         self.optimizer_step, self.scheduler_step = optimizer_step, scheduler_step
-        self.relation_lr = relation_lr
-        self.still = StillMatrixCheck(loss, flag="--relation_lr")
+        self.relation_group = relation_group
+        self.still = MatrixCheck(loss, flag="--relation_lr", alpha_flag="--label_smoothing_alpha")
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         zero_gradients(self.loss)
         self.still.start()  # after a resume has restored the loss state
+        self.still.follow(self.relation_group() if self.relation_group is not None else None)
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        self.still.observe()  # the lr this step applies
         if self.optimizer_step is not None:
             self.optimizer_step()
 
@@ -65,7 +68,7 @@ class RelationLossCallback(TrainerCallback):
         if self.period.every is None and self.refreshed_at != state.global_step:
             self.refresh(state)
         if state.is_world_process_zero:
-            self.still.check(state.epoch or 0.0, self.relation_lr() if self.relation_lr is not None else None)
+            self.still.check(state.epoch or 0.0)
 
     def refresh(self, state: TrainerState) -> None:
         self.period.at_epoch_end()

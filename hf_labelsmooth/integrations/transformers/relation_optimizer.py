@@ -18,6 +18,7 @@ from transformers import TrainingArguments, get_scheduler
 
 from ...losses.base import RelationLoss
 from ...losses.states import world_size
+from ...optim import default_relation_lr
 from ...options import RelationOptions
 
 
@@ -67,9 +68,15 @@ class RelationOptimizer:
         group = self.optimizer.param_groups[0]
         return float(group.get("initial_lr", group["lr"]))
 
-    def schedule(self, args: TrainingArguments, num_training_steps: int, model_scheduler: Any) -> None:
+    def schedule(self, args: TrainingArguments, num_training_steps: int, model_scheduler: Any,
+                 relation_lr: float | None = None) -> None:
         """The model's schedule (`lr_scheduler_type`, warmup); a constant rate when the model's is ReduceLROnPlateau
-        (it steps on evaluation metrics)."""
+        (it steps on evaluation metrics). Without a `relation_lr` (given here, or the arguments' field), the default
+        for `num_training_steps` first."""
+        if relation_lr is None and getattr(args, "relation_lr", None) is None:
+            lr = default_relation_lr(type(self.optimizer), args.learning_rate, total_steps=num_training_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] = lr
         if isinstance(model_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler = None
             return

@@ -15,15 +15,18 @@ from torch import Tensor, nn
 from transformers import Trainer
 
 from ...losses.base import RelationLoss
+from ...losses.tokens import count_targets
 from ...metrics.functional import relation_stats
-from ...relations import ARTIFACT_DIR, needs_topk_artifact, save_relations
+from ...relations import ARTIFACT_DIR, needs_topk_artifact
+from ...relations.card_text import hub_id, literal
 from .callbacks import RelationLossCallback
 from .checkpoint import LossCheckpoint
 from .data_checks import check_dataset_labels, check_problem_type
-from .model_card import add_card_section, card_metadata, card_section, describe_source, hub_id, \
-    remove_stale_relations, round_epochs
+from .heatmap import RelationHeatmapCallback
+from .model_card import add_card_section, card_facts, card_metadata, card_section, describe_source, \
+    learned_relations, record_in_config, remove_stale_relations
 from .relation_optimizer import RelationOptimizer
-from .training_args import LabelSmoothingTrainingArguments, build_relation_loss, config_label_names
+from .training_args import LabelSmoothingTrainingArguments, config_label_names
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +72,8 @@ class LabelSmoothingTrainer(Trainer):
         self.options = self.args.relation_options()
         # `class_names`, not `label_names`: the Trainer's `label_names` are the batch keys of the labels
         self.class_names = config_label_names(config)
-        loss = relation_loss if relation_loss is not None else build_relation_loss(
-            self.args, int(config.num_labels), self.class_names)
+        loss, self.prior = (relation_loss, None) if relation_loss is not None else self.options.build_with_prior(
+            int(config.num_labels), self.class_names, reduction="none")  # prior: `provenance.prior_record`
         loss.reduction = "none"
         self.relation_loss = loss.to(self.args.device)
         self.relation_loss_fn: nn.Module = self.relation_loss
@@ -85,7 +88,9 @@ class LabelSmoothingTrainer(Trainer):
         self.add_callback(RelationLossCallback(self.relation_loss, self.options.update_every,
                                                optimizer_step=self._relation_optimizer_step,
                                                scheduler_step=self._relation_scheduler_step,
-                                               relation_lr=self._relation_lr))
+                                               relation_group=self._relation_group))
+        self.add_callback(RelationHeatmapCallback(self.relation_loss, self.class_names, self.callback_handler.callbacks,
+                                                  self.args.relation_heatmap_every))
         self.source_model = describe_source(source_model or getattr(config, "_name_or_path", None))
         self.dataset, self.dataset_config = describe_source(dataset), dataset_config
         if self.args.load_best_model_at_end and self.args.save_only_model and loss.spec.learns_relations:
@@ -99,7 +104,7 @@ class LabelSmoothingTrainer(Trainer):
         evals = self.eval_dataset if isinstance(self.eval_dataset, dict) else {"": self.eval_dataset}
         check_dataset_labels({"train": self.train_dataset, **{f"eval{'[' + k + ']' if k else ''}": d
                                                               for k, d in evals.items()}},
-                             self.relation_loss.num_classes)
+                             self.relation_loss.num_classes, self.relation_loss.ignore_index)
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
             from transformers.trainer_utils import get_last_checkpoint
@@ -121,20 +126,21 @@ class LabelSmoothingTrainer(Trainer):
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         self.relation_loss.train(model.training)  # statistics (OLS) update only while training
-        per_sample = self.relation_loss_fn(logits, labels)
-        if not model.training:
-            loss = per_sample.mean()
-        elif num_items_in_batch is not None:  # global count: DDP's mean over processes needs × world size
+        per_sample = self.relation_loss_fn(logits, labels)  # [B], or [B, T] for tokens (0 where ignored)
+        if model.training and num_items_in_batch is not None:  # global count: DDP's mean over processes needs × world
             loss = per_sample.sum() * self.accelerator.num_processes / num_items_in_batch
-        else:
-            loss = per_sample.mean() / self.current_gradient_accumulation_steps
+        else:  # the mean over the counted targets (tokens other than -100), per accumulation step when training
+            loss = per_sample.sum() / count_targets(labels, self.relation_loss.ignore_index).clamp_min(1)
+            loss = loss / self.current_gradient_accumulation_steps if model.training else loss
         return (loss, outputs) if return_outputs else loss
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> Tensor | None:
-        """Samples in the accumulated batch, summed over processes (labels may be ids [B] or soft [B, K])."""
+        """Targets in the accumulated batch, summed over processes: samples (labels ids [B] or soft [B, K]), or tokens
+        whose label is not ignored (token labels [B, T]: -100 by default), as the loss counts them."""
         if not batch_samples or "labels" not in batch_samples[0]:
             return None
-        count = torch.tensor(sum(int(b["labels"].shape[0]) for b in batch_samples), device=device)
+        ignore_index = self.relation_loss.ignore_index
+        count = torch.stack([count_targets(b["labels"], ignore_index).to(device) for b in batch_samples]).sum()
         if self.accelerator.num_processes > 1:
             count = self.accelerator.gather(count).sum()
         return count
@@ -157,8 +163,8 @@ class LabelSmoothingTrainer(Trainer):
             self.relation_optimizer.schedule(self.args, num_training_steps, scheduler)
         return scheduler
 
-    def _relation_lr(self) -> float | None:
-        return None if self.relation_optimizer is None else self.relation_optimizer.lr
+    def _relation_group(self) -> dict[str, Any] | None:
+        return None if self.relation_optimizer is None else self.relation_optimizer.optimizer.param_groups[0]
 
     def _relation_optimizer_step(self) -> None:
         if self.relation_optimizer is not None:
@@ -191,8 +197,10 @@ class LabelSmoothingTrainer(Trainer):
         super().log(logs, start_time)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both."""
+        """Save the model; a final (non-checkpoint) save also writes ``relation_matrix/``, then pushes both. The
+        model's config.json records how its labels were smoothed (`model_card.record_in_config`)."""
         self.relation_loss.raise_deferred(f"a save to {output_dir}")  # before the weights are written (a checkpoint)
+        record_in_config(self)
         super().save_model(output_dir, _internal_call=True)  # Trainer.save_model would push before the matrix exists
         if _internal_call:
             return
@@ -214,10 +222,7 @@ class LabelSmoothingTrainer(Trainer):
         if not self.relation_loss.spec.learns_relations:
             remove_stale_relations(directory, self.relation_loss.spec.name)
             return
-        extra = {"dataset_config": self.dataset_config} if self.dataset_config else {}
-        save_relations(self.relation_loss, self.class_names, directory, repo_id=getattr(self, "hub_model_id", None),
-                       source_model=self.source_model, dataset=self.dataset, epochs=round_epochs(self.state.epoch),
-                       **extra)
+        learned_relations(self).save_pretrained(directory, repo_id=getattr(self, "hub_model_id", None))
 
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None,
@@ -236,17 +241,20 @@ class LabelSmoothingTrainer(Trainer):
                           finetuned_from: str | None = None, tasks: str | list[str] | None = None,
                           dataset_tags: str | list[str] | None = None, dataset: str | list[str] | None = None,
                           dataset_args: str | list[str] | None = None) -> None:
-        """Transformers' model card plus a section naming the method, α, base model, dataset and the matrix card.
+        """Transformers' model card plus a section naming the method, α, base model, dataset, training settings and
+        showing the learned matrix (heatmap, strongest relations, reuse commands; `model_card`).
 
-        Defaults come from the trainer (`source_model`, `dataset`); only Hub ids go into the card's metadata.
+        Defaults come from the trainer (`source_model`, `dataset`); only Hub ids go into the card's metadata, and
+        every text value is escaped (`relations.card_text`).
         """
-        loss = self.relation_loss
-        tags, dataset_tags, dataset_args = card_metadata(loss.spec.name, tags, dataset_tags, dataset_args, self.dataset,
-                                                         self.dataset_config)
-        super().create_model_card(language, license, tags, model_name, finetuned_from or hub_id(self.source_model),
-                                  tasks, dataset_tags, dataset or self.dataset, dataset_args)
+        tags, dataset_tags, dataset_args = card_metadata(self.relation_loss.spec.name, tags, dataset_tags,
+                                                         dataset_args, self.dataset, self.dataset_config)
+        assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
+        text = dataset or self.dataset
+        super().create_model_card(language, license, tags, literal(model_name or Path(self.args.output_dir).name),
+                                  finetuned_from or hub_id(self.source_model), tasks, dataset_tags,
+                                  [literal(d) for d in ([text] if isinstance(text, str) else text)] if text else None,
+                                  dataset_args)
         if self.is_world_process_zero():
-            section = card_section(loss.spec.name, loss.alpha, self.source_model, self.dataset,
-                                   loss.spec.learns_relations, getattr(self, "hub_model_id", None))
-            assert self.args.output_dir is not None  # TrainingArguments.__post_init__ fills output_dir
-            add_card_section(Path(self.args.output_dir) / "README.md", section)
+            add_card_section(Path(self.args.output_dir) / "README.md", card_section(card_facts(self)),
+                             self.source_model if finetuned_from is None else finetuned_from)

@@ -14,6 +14,7 @@ from transformers import TrainingArguments
 from ...losses.base import RelationLoss
 from ...losses.registry import describe_defaults, get_loss_class, is_loss, list_losses
 from ...options import RelationOptions
+from .launch import check_launch, prepare_launch
 
 # `RelationOptions` field -> the argument that sets it (docs/CONTRIBUTING.md has the table for every integration)
 TRAINER_FIELDS = {"method": "label_smoothing_method", "alpha": "label_smoothing_alpha",
@@ -48,14 +49,17 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
         relation_update_every: Refresh the relations every N optimizer steps instead of every epoch (methods
             with an update period: ols; lspp / lls with `relation_top_n`).
         relation_lr: Learning rate of learnable matrices (lspp, lls). ``None`` picks one from the optimizer
-            (`hf_labelsmooth.optim.default_relation_lr`): ``max(learning_rate, 0.05)`` for Adam-like optimizers
-            (AdamW, the Trainer's default), where a fine-tuning `learning_rate` would leave the matrix uniform, and
-            ``10 × learning_rate`` for SGD. See docs/methods.md ("Learning rate of the matrix").
+            (`hf_labelsmooth.optim.default_relation_lr`): ``max(learning_rate, 3 / total optimizer steps)`` for
+            Adam-like optimizers (AdamW, the Trainer's default): about 3 units of logit travel over the run, enough to
+            learn relations in a short fine-tune, not enough to collapse rows from scratch; ``10 × learning_rate``
+            for SGD. See docs/methods.md ("Learning rate of the matrix").
         relation_weight_decay: Weight decay of learnable matrices; ``None`` = the method's default (lspp: the
             model's `weight_decay`, lls: 0).
         relation_matrix: A saved relation artifact used as a fixed prior: its folder or Hub repo id, or a model
             folder / repo trained with a relation method (its ``relation_matrix/`` subfolder is read).
         relation_top_n: Keep N related classes per row (sparse, for large K; methods that support it).
+        relation_heatmap_every: Log the learned matrix's heatmap every N epochs to the `report_to` loggers that
+            take images (TensorBoard, W&B); 0 never. A logging setting, not a `RelationOptions` field.
     """
 
     label_smoothing_method: str = field(
@@ -80,9 +84,14 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
     relation_top_n: int | None = field(
         default=None, metadata={"help": f"Keep N related classes per row (sparse, for large K): "
                                         f"{list_losses(supports_top_n=True)}."})
+    relation_heatmap_every: int = field(
+        default=1, metadata={"help": "Log the learned matrix's heatmap every N epochs to the report_to loggers that "
+                                     "take images (tensorboard, wandb); 0 never."})
 
     def __post_init__(self) -> None:
+        prepare_launch(self)  # CPU without an accelerator; launches that cannot be real are refused (`launch`)
         super().__post_init__()
+        check_launch(self)
         if self.relation_matrix is not None and self.relation_matrix.strip() and self.label_smoothing_method == "ce":
             self.label_smoothing_method = _matrix_methods()[0]  # `--relation_matrix` alone selects the prior
         if self.label_smoothing_factor:
@@ -92,6 +101,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                 f"labels. Use `--label_smoothing_method ls --label_smoothing_alpha {self.label_smoothing_factor}` for "
                 "uniform smoothing, or drop `--label_smoothing_factor`.")
         self.relation_options().check({spec: f"`{name}`" for spec, name in TRAINER_FIELDS.items()})
+        if self.relation_heatmap_every < 0:
+            raise ValueError(f"Expected `relation_heatmap_every` >= 0 (epochs; 0 never logs) but got "
+                             f"{self.relation_heatmap_every}.")
 
     def relation_options(self) -> RelationOptions:
         """These arguments in the package's vocabulary (`hf_labelsmooth.options.RelationOptions`)."""

@@ -40,8 +40,10 @@ class LogitRows(Protocol):
     def hard_loss(self, kernels: HardLabelKernels, logits: Tensor, labels: Tensor, alpha: float) -> Tensor:
         """The method's fused class-id loss for this storage."""
 
-    def observe(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        """Training-time statistics of a batch (top-N: the confused classes of each row)."""
+    def observe(self, logits: Tensor, target: Tensor | None, labels: Tensor | None,
+                valid: Tensor | None = None) -> None:
+        """Training-time statistics of a batch (top-N: the confused classes of each row); rows with `valid` False
+        carry an ignored label and record nothing."""
 
     def end_epoch(self) -> None:
         """Epoch end (top-N: refresh the slots unless a period is set)."""
@@ -74,7 +76,8 @@ class DenseLogits:
     def hard_loss(self, kernels: HardLabelKernels, logits: Tensor, labels: Tensor, alpha: float) -> Tensor:
         return kernels.dense_loss(logits, labels, self.logits, alpha)
 
-    def observe(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
+    def observe(self, logits: Tensor, target: Tensor | None, labels: Tensor | None,
+                valid: Tensor | None = None) -> None:
         """Nothing to record: dense logits learn by gradient alone."""
 
     def end_epoch(self) -> None:

@@ -95,13 +95,15 @@ class TopNLogits:
         self.confusions = (wrong, score) if training else None
         return loss
 
-    def observe(self, logits: Tensor, target: Tensor | None, labels: Tensor | None) -> None:
-        """Record the confusions the fused class-id pass found (`hard_loss`), else scan the logits."""
+    def observe(self, logits: Tensor, target: Tensor | None, labels: Tensor | None,
+                valid: Tensor | None = None) -> None:
+        """Record the confusions the fused class-id pass found (`hard_loss`), else scan the logits; rows of ignored
+        labels (`valid` False) record nothing."""
         confusions, self.confusions = self.confusions, None
         if labels is not None and confusions is not None:
-            self.record_confusions(labels, *confusions)
+            self.record_confusions(labels, *confusions, valid)
         elif labels is not None:
-            self.observe_confusions(logits, labels)
+            self.observe_confusions(logits, labels, valid)
         else:
             assert target is not None  # soft targets always come dense (RelationLoss.forward)
             self.observe_confusions(logits, target.argmax(dim=-1))
@@ -115,15 +117,17 @@ class TopNLogits:
         return {"logits", "tail_logits"}
 
     @torch.no_grad()
-    def observe_confusions(self, logits: Tensor, classes: Tensor) -> None:
+    def observe_confusions(self, logits: Tensor, classes: Tensor, valid: Tensor | None = None) -> None:
         """Record each sample's most probable wrong class (if not yet a slot of its row), scored by probability."""
         score, wrong = most_probable_wrong(logits.float().softmax(dim=-1), classes)
-        self.record_confusions(classes, wrong, score)
+        self.record_confusions(classes, wrong, score, valid)
 
     @torch.no_grad()
-    def record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor) -> None:
-        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot."""
-        new = self.loss.valid(~(self.slots[classes] == wrong[:, None]).any(dim=-1))  # flagged batches: nothing
+    def record_confusions(self, classes: Tensor, wrong: Tensor, score: Tensor, valid: Tensor | None = None) -> None:
+        """Add (row `classes`, class `wrong`, `score`) to the candidate table unless `wrong` is already a slot or the
+        row's label is ignored (`valid` False); a batch flagged by a deferred check adds nothing."""
+        new = self.loss.valid(~(self.slots[classes] == wrong[:, None]).any(dim=-1))
+        new = new if valid is None else new & valid
         merge_groups(self.candidate_index, self.candidate_score, classes, wrong[:, None], score[:, None], new)
         self.refresh_steps.add_(1)
         if self.refresh_every is not None:

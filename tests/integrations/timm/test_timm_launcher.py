@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from hf_labelsmooth.integrations.timm.launcher import LaunchError, launch
 from hf_labelsmooth.relations import load_relations
+from hf_labelsmooth.relations.provenance import content_sha256
 from tests.support.digits import write_digits_imagefolder
 from tests.support.paths import SUPPORT, subprocess_env, timm_train_py
 from tests.support.ports import free_port
@@ -92,7 +93,8 @@ def test_each_relation_loss_trains_and_writes_its_matrix(trained, data, loss: st
         return
     matrix = load_relations(run_dir / "relation_matrix")
     assert matrix.label_names == data[1] and matrix.method == loss and matrix.epochs == 2
-    assert matrix.source_model == "test_efficientnet_gn" and matrix.dataset == data[0].name
+    assert matrix.source_model is None and matrix.dataset == f"{data[0].name} (local)"  # from scratch, local data
+    assert matrix.training["architecture"] == "test_efficientnet_gn"
     assert "README.md" in os.listdir(run_dir / "relation_matrix")
     torch.testing.assert_close(matrix.matrix.sum(-1), torch.ones(10))
     if loss in ("lspp", "lls"):
@@ -138,6 +140,9 @@ def test_relation_prior_trains_and_checks_class_names(trained, data, out, tmp_pa
                                                 "--relation-matrix", str(source)])
     assert summary(run_dir)[0]["eval_top1"] > 20.0
     assert "task_state" in checkpoint(run_dir / "last.pth.tar")
+    digest = content_sha256(load_relations(source))  # the root card names the prior the student learned from
+    assert f"| Prior matrix (`relation_prior`) | relation\\_matrix (local) (sha256 {digest}) |" in \
+        (run_dir / "README.md").read_text()
     wrong = load_relations(source)
     wrong.label_names = [f"class{i}" for i in range(10)]
     wrong.save_pretrained(tmp_path / "wrong", card=False)
@@ -233,7 +238,7 @@ def test_torchrun_two_processes_end_with_identical_matrices(data, tmp_path, loss
     env = subprocess_env(OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(SUPPORT / "timm_launch_worker.py"), str(tmp_path), str(TRAIN_PY), *args]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [(r["world_size"], r["rank"]) for r in ranks] == [(2, 0), (2, 1)]
@@ -252,5 +257,5 @@ def test_command_line_trains_and_reports_refusals_in_one_line(data, tmp_path) ->
     assert load_relations(tmp_path / "cli" / "relation_matrix").alpha == 0.3
     proc = subprocess.run(base + ["--experiment", "no", "--smoothing", "0.2"], env=env, capture_output=True,
                           text=True, timeout=300)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hf-labelsmooth timm-train: error: Expected --smoothing 0 with --loss-type ols but got 0.2" in proc.stderr

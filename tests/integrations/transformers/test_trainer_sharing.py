@@ -98,14 +98,19 @@ def test_model_card_names_method_alpha_data_and_links_the_matrix(tmp_path: Path,
     assert "base_model" not in meta  # a local model is not a Hub id
     assert meta.get("datasets") == (["beans"] if dataset == "beans" else None)
     described = "beans" if dataset == "beans" else "digits (local)"
-    assert f"| Dataset | {described} |" in text and f"| Base model | {tmp_path.name} (local) |" in text
-    assert "| Loss (`--label_smoothing_method`) | `lspp`: Label Smoothing++ (LS++) |" in text
+    local_name = tmp_path.name.replace("_", "\\_")  # escaped Markdown text
+    assert f"| Dataset | {described} |" in text
+    assert f"| Base model | fine-tuned from {local_name} (a local model folder, not on the Hub) |" in text
+    assert f"This model is a fine-tuned version of {local_name} (a local model folder, not on the Hub) on " in text
+    assert "trained from scratch" not in text
+    assert "| Loss (`--label_smoothing_method`) | lspp: Label Smoothing++ (LS++) |" in text
     assert "| α (mass moved off the one-hot) | 0.2 |" in text
-    assert "[`relation_matrix/`](relation_matrix/README.md)" in text
+    assert "[relation_matrix/](relation_matrix/README.md)" in text
     assert text.index("## Class-relation label smoothing") < text.index("## Model description")
     config = json.loads((tmp_path / "out" / "relation_matrix" / "config.json").read_text())
     assert (config["dataset"], config["source_model"]) == (described, f"{tmp_path.name} (local)")
     assert config["extra"] == {"dataset_config": "default"} and config["epochs"] == 0
+    assert config["training"] == {}  # saved before train(): no matrix optimizer yet
 
 
 def test_sources_are_hub_ids_or_local_folder_names(tmp_path: Path, monkeypatch) -> None:
