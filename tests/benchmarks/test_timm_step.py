@@ -30,7 +30,8 @@ def test_train_py_alone_smooths_and_the_launcher_runs_the_method() -> None:
     flags = _timm_step.train_args(Path("d"), Path("o/run"), "resnet10t", 32, 2, mixup=True)
     alone, ours = _timm_step.command(Path("train.py"), None, flags), _timm_step.command(Path("train.py"), "lls", flags)
     assert alone[-2:] == ["--smoothing", "0.1"] and "timm-train" not in alone
-    assert ours[ours.index("timm-train"):ours.index("timm-train") + 4] == ["timm-train", "train.py", "--loss-type", "lls"]
+    start = ours.index("timm-train")
+    assert ours[start:start + 4] == ["timm-train", "train.py", "--loss-type", "lls"]
     assert alone[3:-2] == flags == ours[-len(flags):] and "--smoothing" not in ours  # the launcher sets 0 itself
     assert flags[-2:] == ["--mixup", "0.2"] and flags[flags.index("--experiment") + 1] == "run"
 
