@@ -7,7 +7,9 @@ has more digits), a full iteration of its loop (data, Mixup, forward, loss, back
 thread CPU time (`_thread_clock`). The first step of each epoch (loader start) is left out, so is the epoch end
 (OLS swap, deferred checks: once per epoch). Each round runs every configuration once, in shuffled order; a ratio
 is the median over rounds of (median step of the method's run / median step of train.py alone, same Mixup, same
-round).
+round). The whole-step ratio carries the noise of a shared machine; the isolated column is the method's own extra
+work per step (its loss forward + backward on the step's [batch, 10] logits and the SGD update of its matrix, minus
+train.py's criterion on the same logits; median of alternating pairs) over train.py's median step.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from _sections import write_section
 
@@ -86,6 +89,42 @@ def timm_rows(train_py: Path, methods: tuple[str, ...], rounds: int, batch: int,
                                        for m, mix in configs if m is not None}}
 
 
+def isolated_extra(method: str, mixup: bool, batch: int, reps: int = 300) -> float:
+    """Median thread-CPU seconds of the method's loss step minus train.py's criterion's, on the same logits."""
+    import torch
+    from timm.data.mixup import mixup_target
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    from hf_labelsmooth.integrations.timm import create_classification_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(batch, 10, generator=g).requires_grad_(), torch.randint(0, 10, (batch,), generator=g)
+    theirs = SoftTargetCrossEntropy() if mixup else LabelSmoothingCrossEntropy(0.1)
+    their_target = mixup_target(labels, 10, 0.7, 0.1) if mixup else labels  # train.py: --smoothing 0.1
+    our_target = mixup_target(labels, 10, 0.7, 0.0) if mixup else labels  # the launcher: --smoothing 0
+    loss = create_classification_loss(method, num_classes=10).train()
+    params = list(loss.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9) if params else None
+
+    def ours() -> None:
+        loss(logits, our_target).backward()
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad()
+        logits.grad = None
+
+    def timm_criterion() -> None:
+        theirs(logits, their_target).backward()
+        logits.grad = None
+    return statistics.median(_cpu_seconds(ours) - _cpu_seconds(timm_criterion) for _ in range(reps))
+
+
+def _cpu_seconds(fn: Callable[[], None]) -> float:
+    start = time.thread_time()
+    fn()
+    return time.thread_time() - start
+
+
 def timm_markdown(result: dict[str, Any], command_line: str, where: str, batch: int, epochs: int, rounds: int,
                   model: str) -> str:
     """The section: one row per (method, Mixup), the base step's median ms, the command."""
@@ -96,23 +135,24 @@ def timm_markdown(result: dict[str, Any], command_line: str, where: str, batch: 
              f"{where}. A step is train.py's own logged `Time:` (data, Mixup, forward, loss, backward, optimizer), "
              f"in thread CPU time; the first step of each epoch and the epoch end are not in it. Median train.py "
              f"step: {base[False]:.1f} ms, {base[True]:.1f} ms with Mixup. Target: ratio <= {TARGET}.", "",
-             "| method | Mixup | step ratio vs train.py alone | IQR of per-round ratios | target met |",
-             "|---|---|---|---|---|"]
+             "| method | Mixup | step ratio vs train.py alone | IQR of per-round ratios | target met | isolated extra "
+             "ms | isolated ratio |", "|---|---|---|---|---|---|---|"]
     for (method, mixup), ratios in result["ratios"].items():
         q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        med = statistics.median(ratios)
+        med, extra = statistics.median(ratios), result["isolated"][(method, mixup)] * 1e3
         lines.append(f"| {method} | {'0.2' if mixup else 'no'} | {med:.3f} | {q[0]:.3f}–{q[2]:.3f} | "
-                     f"{'yes' if med <= TARGET else 'no'} |")
+                     f"{'yes' if med <= TARGET else 'no'} | {extra:.3f} | {1 + extra / base[mixup]:.4f} |")
     lines += ["", f"Command: {command_line}", "", "Each run: `python path/to/train.py FLAGS --smoothing 0.1` and "
               "`hf-labelsmooth timm-train path/to/train.py --loss-type METHOD FLAGS` with FLAGS = `" +
               " ".join(train_args(Path("DIGITS"), Path("OUT/run"), model, batch, epochs, False)) + " [--mixup 0.2]`."]
     return "\n".join(lines) + "\n"
 
 
-def run_timm(out: Path, train_py: Path, methods: tuple[str, ...], command_line: str, where: str, rounds: int = 5,
+def run_timm(out: Path, train_py: Path, methods: tuple[str, ...], command_line: str, where: str, rounds: int = 4,
              batch: int = 32, epochs: int = 2, model: str = "resnet10t") -> str:
     """Time the timm rows and write their section into `out` (the other sections kept)."""
-    section = timm_markdown(timm_rows(train_py, methods, rounds, batch, epochs, model), command_line, where, batch,
-                            epochs, rounds, model)
+    result = timm_rows(train_py, methods, rounds, batch, epochs, model)
+    result["isolated"] = {key: isolated_extra(key[0], key[1], batch) for key in result["ratios"]}
+    section = timm_markdown(result, command_line, where, batch, epochs, rounds, model)
     write_section(out, HEADER, section)
     return section

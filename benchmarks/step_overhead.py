@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--trainer-only", action="store_true", help="only the Trainer section (transformers)")
     parser.add_argument("--timm-train", type=Path, help="timm's train.py: adds the timm train.py section")
     parser.add_argument("--timm-only", action="store_true", help="only the timm train.py section")
-    parser.add_argument("--timm-rounds", type=int, default=5)
+    parser.add_argument("--timm-rounds", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.timm_only and args.timm_train is None:

@@ -39,14 +39,16 @@ def test_train_py_alone_smooths_and_the_launcher_runs_the_method() -> None:
 def test_the_section_compares_each_method_with_train_py_of_the_same_round(tmp_path: Path) -> None:
     times = {(None, False): [0.10, 0.20], (None, True): [0.10, 0.10], ("ls", False): [0.101, 0.202],
              ("ls", True): [0.11, 0.12]}
-    result = {"times": times, "ratios": {("ls", False): [1.01, 1.01], ("ls", True): [1.1, 1.2]}}
+    result = {"times": times, "ratios": {("ls", False): [1.01, 1.01], ("ls", True): [1.1, 1.2]},
+              "isolated": {("ls", False): 0.0003, ("ls", True): 0.001}}
     out = tmp_path / "results.md"
     out.write_text("# Title\n\n## Trainer step (transformers)\n\nkept\n\n## timm train.py step\n\nold\n")
     _timm_step.write_section(out, _timm_step.HEADER, _timm_step.timm_markdown(result, "`cmd`", "CPU", 32, 2, 2,
                                                                              "resnet10t"))
     text = out.read_text()
     assert "kept" in text and "old" not in text and text.count(_timm_step.HEADER) == 1
-    assert "| ls | no | 1.010 | 1.010–1.010 | yes |" in text and "| ls | 0.2 | 1.150 |" in text
+    assert "| ls | no | 1.010 | 1.010–1.010 | yes | 0.300 | 1.0020 |" in text
+    assert "| ls | 0.2 | 1.150 | 1.075–1.225 | no | 1.000 | 1.0100 |" in text
     assert text.rstrip().endswith("[--mixup 0.2]`.") and "Median train.py step: 150.0 ms, 100.0 ms with Mixup" in text
 
 
@@ -60,3 +62,9 @@ def test_a_real_train_py_run_logs_the_steps_the_benchmark_reads(tmp_path: Path) 
     assert 0 < median < 10
     with pytest.raises(RuntimeError, match="Expected a finished train.py run .* exit 2"):
         _timm_step.run_once(_timm_step.command(TRAIN_PY, "ols", [*flags, "--relation-top-n", "0"]), 16)
+
+
+@pytest.mark.parametrize("mixup", [False, True])
+def test_the_isolated_cost_of_a_learned_matrix_exceeds_plain_smoothing(mixup: bool) -> None:
+    """lls's loss step (its K×K matrix's gradient and SGD update) costs more than ls's: the measure sees work."""
+    assert _timm_step.isolated_extra("lls", mixup, 32, reps=60) > _timm_step.isolated_extra("ls", mixup, 32, reps=60)
