@@ -58,8 +58,24 @@ def parse_arguments(dataclass_types: tuple) -> tuple:
 
     parser = HfArgumentParser(dataclass_types)
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
-    return parser.parse_args_into_dataclasses()
+        parsed = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+    else:
+        parsed = parser.parse_args_into_dataclasses()
+    for args in parsed:
+        check_class_label_method(getattr(args, "label_smoothing_method", None))
+    return tuple(parsed)
+
+
+def check_class_label_method(method: str | None) -> None:
+    """Refuse a method meant for soft targets only (soft_kl): these scripts train on class labels, where it is plain
+    cross-entropy (a run that would smooth nothing while its name says otherwise)."""
+    from hf_labelsmooth import get_loss_class, list_losses
+
+    if method is not None and get_loss_class(method).spec.soft_targets_only:
+        usable = [m for m in list_losses() if not get_loss_class(m).spec.soft_targets_only]
+        raise ValueError(f"Expected --label_smoothing_method in {usable} (this script trains on class labels) but got "
+                         f"{method!r}, which is meant for soft labels and equals ce on class labels. Use ce, or "
+                         "train_scripts/run_slr.py for Stochastic Label Refinery.")
 
 
 def setup_logging(training_args: Any) -> None:

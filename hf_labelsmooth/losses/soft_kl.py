@@ -11,7 +11,7 @@ from .registry import MethodCard, MethodSpec, register_loss
 from .validation import check_reduction
 
 SPEC = MethodSpec(
-    name="soft_kl", default_alpha=0.0,
+    name="soft_kl", default_alpha=0.0, soft_targets_only=True,
     card=MethodCard(
         title="Stochastic Label Refinery (SLR)",
         description="SLR refines per-sample soft labels by out-of-fold predictions (EM); a matrix saved from it "

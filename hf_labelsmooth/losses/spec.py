@@ -49,6 +49,8 @@ class MethodSpec:
         period_option: Constructor option that sets an update period in training batches (e.g. ``"update_every"``).
         period_needs_top_n: The period refreshes top-N rows only (LS++/LLS slots): dense rows have none.
         requires_matrix: Built from a saved matrix (``matrix=``, ``--relation_matrix``).
+        soft_targets_only: Meant for soft targets (e.g. SLR's refined labels): with class ids it equals ``ce``, so
+            launchers that train on class labels refuse it.
         card: Model-card text of the matrices this method learns.
     """
 
@@ -62,6 +64,7 @@ class MethodSpec:
     period_option: str | None = None
     period_needs_top_n: bool = False
     requires_matrix: bool = False
+    soft_targets_only: bool = False
     card: MethodCard | None = None
 
     def __post_init__(self) -> None:

@@ -40,6 +40,13 @@ def test_a_library_error_is_one_line_and_debug_shows_the_traceback(tmp_path) -> 
         assert "ValueError: Expected `label_smoothing_factor` = 0" in debug.stderr
 
 
+def test_a_soft_label_method_on_class_labels_is_one_line(tmp_path) -> None:
+    """soft_kl is ce on class labels: the scripts refuse it (as the timm launcher does) rather than train ce."""
+    one_line(script(tmp_path, "--label_smoothing_method", "soft_kl"),
+             "Expected --label_smoothing_method in ['ce', ")
+    assert not (tmp_path / "out").exists()
+
+
 def test_another_methods_checkpoint_is_one_line(tmp_path) -> None:
     checkpoint = tmp_path / "out" / "checkpoint-3"
     checkpoint.mkdir(parents=True)

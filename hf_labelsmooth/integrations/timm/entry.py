@@ -46,8 +46,9 @@ def check_device(args: Any) -> None:
 
 
 def launchable_loss_types() -> list[str]:
-    """The relation losses the launcher trains with class labels (soft_kl smooths nothing there: alpha 0)."""
-    return [name for name in relation_loss_types() if get_loss_class(name).default_alpha != 0.0]
+    """The relation losses the launcher trains with class labels (not those for soft targets only, e.g. soft_kl,
+    which equals cross-entropy there)."""
+    return [name for name in relation_loss_types() if not get_loss_class(name).spec.soft_targets_only]
 
 
 def check_entry(path: Path, loss_type: str | None) -> None:
