@@ -63,20 +63,16 @@ def checkpoint_relations(path: Path) -> Any | None:
     if not state_file.is_file():
         raise FileNotFoundError(f"Expected a class-relation matrix in {path} but got a Trainer checkpoint without "
                                 f"{LOSS_STATE_FILE}: its run learns no matrix.{hint}")
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
+    from .integrations.transformers.checkpoint_folders import read_state
     from .losses import create_loss, get_loss_class
     from .relations.save import relations_from_loss
 
-    with safe_open(str(state_file), "pt") as handle:
-        meta = handle.metadata() or {}
+    state, meta = read_state(state_file)  # a zero-byte or truncated file: an error naming it
     method = meta.get("method", "")
     if method and not get_loss_class(method).learns_relations:
         raise FileNotFoundError(f"Expected a class-relation matrix in {path} but got a Trainer checkpoint of a "
                                 f"{method!r} run, which learns no matrix.{hint}")
     config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-    state = load_file(str(state_file))
     k = int(config.get("num_labels") or len(config.get("id2label") or {}) or 0)
     try:
         loss = create_loss(meta["method"], num_classes=k, alpha=float(meta["alpha"]))

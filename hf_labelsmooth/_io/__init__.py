@@ -10,13 +10,14 @@ Errors read "Expected … but got …" and name a fix that needs no flag of any 
 from __future__ import annotations
 
 from .atomic import atomic_directory, atomic_write_bytes, json_bytes, tensor_bytes, write_json, write_tensors
-from .commit import commit_folder, read_committed, recorded_digests
+from .digest import tensors_digest
+from .commit import commit_folder, read_committed, read_consistent, recorded_digests
 from .files import check_output_file, open_regular
 from .header import TensorSpecs
-from .untrusted import read_json, read_tensor_file, read_tensors
+from .untrusted import read_json, read_tensor_file, read_tensor_record, read_tensors
 
 __all__ = [
     "TensorSpecs", "atomic_directory", "atomic_write_bytes", "check_output_file", "commit_folder", "json_bytes",
-    "open_regular", "read_committed", "read_json", "read_tensor_file", "read_tensors", "recorded_digests",
-    "tensor_bytes", "write_json", "write_tensors",
+    "open_regular", "read_committed", "read_consistent", "read_json", "read_tensor_file", "read_tensor_record",
+    "read_tensors", "recorded_digests", "tensor_bytes", "tensors_digest", "write_json", "write_tensors",
 ]

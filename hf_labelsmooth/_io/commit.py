@@ -100,11 +100,42 @@ def commit_folder(directory: Path, record_file: str, record: dict[str, Any], dat
             for path in pending.values():
                 path.unlink(missing_ok=True)
             raise
-        for name, path in pending.items():
-            os.replace(path, directory / name)
-        for name, content in files.items():
-            write_file(directory / name, content)
-        fsync_directory(directory)
+        try:
+            for name, path in pending.items():
+                os.replace(path, directory / name)
+            for name, content in files.items():
+                write_file(directory / name, content)
+            fsync_directory(directory)
+        except OSError as err:
+            raise committed_error(directory, record_file, err, [*files]) from err
+
+
+def committed_error(directory: Path, record_file: str, err: OSError, files: list[str]) -> OSError:
+    """The error of a step after the commit point (disk full, ...): it says the save committed (keeps `err.errno`)."""
+    error = OSError(f"Expected the save to {directory} to finish but got {err.strerror or err} after its commit "
+                    f"point: the save is committed ({record_file} and its data load as saved; a file still under a "
+                    f".pending name is moved into place by the next save or read), only the files written after it "
+                    f"({', '.join(files) or 'none'}) may be missing or old. Free space and save again to write them.")
+    error.errno = err.errno
+    return error
+
+
+def read_consistent(directory: Path | None, read: Callable[[], T]) -> T:
+    """`read()` of a folder written by `commit_folder`; when it fails while a concurrent save changes the folder (the
+    record of one save with the data of another, a pending file renamed away), once more under the folder's lock,
+    which saves hold for their whole commit (a folder that stays inconsistent fails again, with the same error).
+
+    Args:
+        directory: The local folder (None: a download, read once).
+        read: Reads the record, then the data it commits to.
+    """
+    try:
+        return read()
+    except (ValueError, FileNotFoundError):
+        if directory is None or not directory.is_dir():
+            raise
+        with directory_lock(directory):
+            return read()
 
 
 def read_committed(path: Path, expected: str | None, read: Callable[[Path], tuple[T, str]], *, record_file: str,

@@ -55,6 +55,18 @@ def read_tensor_file(path: str | os.PathLike, check: Callable[[TensorSpecs], Non
     The header's tensors go to `check` (which raises on unexpected names or shapes) before any data is read, and
     the file size must be exactly what the header declares.
     """
+    tensors, _, digest = read_tensor_record(path, check)
+    return tensors, digest
+
+
+def read_tensor_record(path: str | os.PathLike, check: Callable[[TensorSpecs], None] | None = None
+                       ) -> tuple[dict[str, Tensor], dict[str, str], str]:
+    """As `read_tensor_file`, with the file's metadata (its header's ``__metadata__``; empty without one).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Naming the file: not a regular file, zero bytes, truncated, or a corrupt header.
+    """
     from safetensors.torch import load
 
     path = Path(path)
@@ -72,10 +84,13 @@ def read_tensor_file(path: str | os.PathLike, check: Callable[[TensorSpecs], Non
         if size != 8 + length + end:
             raise corrupt(path, f"{size} bytes where the header declares {8 + length + end}")
         data = head + header + read_exactly(handle, end, path)
+    metadata = json.loads(header).get("__metadata__")
     try:
-        return load(data), hashlib.sha256(data).hexdigest()
+        tensors = load(data)
     except Exception as err:  # safetensors raises SafetensorError (and others) on inconsistent headers
         raise corrupt(path, str(err)) from None
+    metadata = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+    return tensors, metadata, hashlib.sha256(data).hexdigest()
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, Tensor]:

@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Sequence
 
 from torch import Tensor
 
-from .._io import TensorSpecs, commit_folder, read_committed, read_tensor_file, recorded_digests, tensor_bytes
+from .._io import TensorSpecs, commit_folder, read_committed, read_consistent, read_tensor_file, recorded_digests, \
+    tensor_bytes
 from . import checks, schema
 from .constants import ARTIFACT_FILES, CONFIG_FILE, TENSOR_FILES, TENSOR_METADATA
 from .folders import Folder, resolve_folder
@@ -146,6 +147,10 @@ class RelationArtifact(abc.ABC):
         hub = {"revision": revision, "cache_dir": cache_dir, "force_download": force_download,
                "local_files_only": local_files_only, "token": token, "subfolder": subfolder}
         folder = resolve_folder(pretrained_model_name_or_path, **hub)
+        return read_consistent(folder.local, lambda: cls._read_folder(folder))  # a concurrent save: retry, locked
+
+    @classmethod
+    def _read_folder(cls, folder: Folder) -> Any:
         config_path = folder.fetch(CONFIG_FILE)
         config = schema.read_config(config_path)  # upgraded to the current format version
         artifact = schema.kind_of(config)

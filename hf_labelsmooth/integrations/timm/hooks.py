@@ -27,6 +27,8 @@ the run, the launcher replaces:
   the same step as train.py's metrics.
 - ``timm.loss.LOSS_TYPES`` / ``create_classification_loss`` (newer train.py: ``--loss`` chosen from those): the
   relation names are added and the factory returns a placeholder, replaced by the task (which knows the classes).
+- ``timm.task.resume_task_checkpoint`` (``--resume``): the checkpoint's loss state must be its epoch's
+  (`resume.verified_resume`), checked before timm restores anything.
 - ``torch.distributed.destroy_process_group()``: a barrier first (train.py destroys the group with none).
 """
 from __future__ import annotations
@@ -53,6 +55,7 @@ from .loss import is_relation_loss_type
 from .options import LaunchError, LaunchOptions, relation_loss_types
 from .param_group import add_relation_param_group
 from .result import LaunchResult
+from .resume import verified_resume
 from .script_args import check_script_args, label_names
 from .task import RelationTrainableModule
 
@@ -207,6 +210,7 @@ def installed(state: LaunchState) -> Iterator[LaunchState]:
         (timm.loss, "create_classification_loss", state.create_loss),
         (timm.task, "create_classification_loss", state.create_loss),
         (timm.task.classification, "create_classification_loss", state.create_loss),
+        (timm.task, "resume_task_checkpoint", verified_resume),
         (torch.distributed, "destroy_process_group", _destroy_after_barrier),
     ]
     with ExitStack() as stack:

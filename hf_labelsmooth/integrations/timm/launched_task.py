@@ -7,6 +7,7 @@ from typing import Any
 import timm.utils
 from torch import nn
 
+from .resume import task_record
 from .task import RelationClassificationTask
 
 __all__ = ["LaunchedTask", "RelationPlaceholder"]
@@ -42,7 +43,10 @@ class LaunchedTask(RelationClassificationTask):
 
     def get_task_state(self, module: nn.Module | None = None, ema: bool = False) -> dict[str, Any]:
         state = super().get_task_state(module, ema)
-        return {**state, "completed_epochs": self.completed_epochs} if state else state
+        if not state:
+            return state
+        return {**state, "completed_epochs": self.completed_epochs,
+                **task_record(state["criterion"], self.completed_epochs)}  # checked on resume (`resume`)
 
     def load_task_state(self, state: dict[str, Any] | None, strict: bool = True, module: nn.Module | None = None,
                         ema: bool = False) -> None:

@@ -138,7 +138,7 @@ class LossFunctionCallback(TrainerCallback):
                              "compute_loss_func the loss state is saved beside output_dir/checkpoint-<step> "
                              "(hyperparameter_search is not supported). Use LabelSmoothingTrainer.")
         if not args.save_only_model:  # as the Trainer's optimizer state: none with save_only_model
-            cast(LossCheckpoint, self.checkpoint).save(folder, args.should_save)  # collective: every rank is here
+            cast(LossCheckpoint, self.checkpoint).save(folder, args.should_save, state.global_step)  # collective
         self.save_relations(str(folder), epochs=state.epoch)
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,

@@ -175,7 +175,7 @@ class LabelSmoothingTrainer(Trainer):
             self.relation_optimizer.step_schedule()
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        self.loss_checkpoint.save(output_dir, self.args.should_save)  # collective: every rank is here
+        self.loss_checkpoint.save(output_dir, self.args.should_save, self.state.global_step)  # collective
         super()._save_optimizer_and_scheduler(output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..base import RelationLoss
 from ..functional import may_sync
+from ..memory import check_dense_fits
 from .tensors import OnLoss
 
 
@@ -45,6 +46,7 @@ class DenseAverages:
 
     def __init__(self, loss: RelationLoss) -> None:
         self.loss, k = loss, loss.num_classes
+        check_dense_fits(k, 2, f"{loss.spec.name} matrix and its accumulator")
         loss.register_buffer("matrix", torch.full((k, k), 1.0 / k))
         loss.expect("matrix", "stochastic")
         loss.add_state("accumulator", torch.zeros(k, k))

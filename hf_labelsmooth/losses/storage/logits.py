@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..base import RelationLoss
 from ..functional import masked_row_softmax
+from ..memory import check_dense_fits
 from .tensors import OnLoss
 
 
@@ -66,6 +67,7 @@ class DenseLogits:
 
     def __init__(self, loss: RelationLoss, include_self: bool) -> None:
         self.loss, self.include_self = loss, include_self
+        check_dense_fits(loss.num_classes, 1, f"{loss.spec.name} relation logits")
         loss.register_parameter("logits", nn.Parameter(torch.zeros(loss.num_classes, loss.num_classes)))
 
     def relation_rows(self, classes: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
