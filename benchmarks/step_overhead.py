@@ -2,7 +2,9 @@
 
 Run: ``python benchmarks/step_overhead.py`` (a few minutes; ``--trainer-only``: the Trainer section alone). Writes
 ``results_step_overhead.md``; its Trainer section (`_trainer_step.py`) times `LabelSmoothingTrainer` + each method
-against the stock Trainer with ``label_smoothing_factor``. One step is
+against the stock Trainer with ``label_smoothing_factor``; with ``--timm-train path/to/train.py`` (timm's training
+script, from a clone of pytorch-image-models) its timm section (`_timm_step.py`) times train.py through
+``hf-labelsmooth timm-train`` against train.py alone (``--timm-only``: that section alone). One step is
 forward, loss, backward and an SGD step (the network's and, for lspp/lls, the loss's K×K parameter). Steps are
 interleaved: every round times one cross-entropy step right before each loss's step (shuffled order), and the
 ratio is the median over rounds of (loss step / cross-entropy step). Target: <= 1.01.
@@ -13,6 +15,7 @@ import argparse
 import platform
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from _alloc import keep_freed_memory
+from _timm_step import run_timm
 from _trainer_step import run_trainer
 from hf_labelsmooth import create_loss
 from hf_labelsmooth._io import atomic_write_bytes
@@ -84,11 +88,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_step_overhead.md"))
     parser.add_argument("--trainer-only", action="store_true", help="only the Trainer section (transformers)")
+    parser.add_argument("--timm-train", type=Path, help="timm's train.py: adds the timm train.py section")
+    parser.add_argument("--timm-only", action="store_true", help="only the timm train.py section")
+    parser.add_argument("--timm-rounds", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not args.trainer_only:
+    if args.timm_only and args.timm_train is None:
+        parser.error("Expected --timm-train PATH (timm's train.py, from a clone of pytorch-image-models) with "
+                     "--timm-only but got none.")
+    if not (args.trainer_only or args.timm_only):
         resnet_table(args)
-    print(run_trainer(args.out, LOSSES))
+    if not args.timm_only:
+        print(run_trainer(args.out, LOSSES))
+    if args.timm_train is not None:
+        print(timm_section(args))
+
+
+def timm_section(args: argparse.Namespace) -> str:
+    """The timm train.py rows, with the command that produced them (train.py's path as a placeholder)."""
+    if not args.timm_train.is_file():
+        raise SystemExit(f"step_overhead.py: error: Expected --timm-train to be timm's train.py but got "
+                         f"{str(args.timm_train)!r} (no such file). Take it from a clone of "
+                         "github.com/huggingface/pytorch-image-models.")
+    argv = ["path/to/train.py" if a == str(args.timm_train) else a for a in sys.argv[1:]]
+    where = f"CPU, 1 thread, torch {torch.__version__}, timm {timm.__version__}, {platform.machine()}"
+    return run_timm(args.out, args.timm_train, LOSSES, "`python benchmarks/step_overhead.py " + " ".join(argv) + "`",
+                    where, rounds=args.timm_rounds)
 
 
 def resnet_table(args: argparse.Namespace) -> None:
