@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import ConvNextForImageClassification
+from transformers import ConvNextForImageClassification, TrainerState
 
 from hf_labelsmooth import ClassRelationMatrix, LabelSmoothingTrainer
 from hf_labelsmooth.integrations.transformers.checkpoint import save_loss_state
@@ -127,6 +127,8 @@ def test_relation_optimizer(tmp_path) -> None:
         assert ratio == pytest.approx(optimizer.param_groups[0]["lr"] / 5e-3) and 0 < ratio < 1
     (tmp_path / "old").mkdir()
     save_loss_state(trainer.relation_loss, tmp_path / "old")  # a checkpoint whose optimizer.pt held the matrix
+    trainer.model.save_pretrained(tmp_path / "old")  # otherwise complete: weights and trainer state
+    TrainerState(global_step=3).save_to_json(str(tmp_path / "old" / "trainer_state.json"))
     with pytest.raises(ValueError, match="relation_optimizer.safetensors .* earlier hf_labelsmooth"):
         trainer.train(resume_from_checkpoint=str(tmp_path / "old"))
 
