@@ -110,12 +110,16 @@ def target_ok(target: Tensor, num_classes: int, ignore_index: int | None = None)
     if not torch.is_floating_point(target):
         if not target.numel():
             return torch.ones((), dtype=torch.bool, device=target.device)
-        counted = target if ignore_index is None else target.masked_fill(target == ignore_index, 0)
-        lo, hi = torch.aminmax(counted)
+        lo, hi = torch.aminmax(_counted(target, ignore_index))
         return (lo >= 0) & (hi < num_classes)
     t = target.detach().float().reshape(-1, num_classes)
     sums = t.sum(-1)
     return (t.amin(dim=-1) >= 0).all() & ((sums - 1).abs() <= _atol(target)).all()  # NaN/inf fail the comparison
+
+
+def _counted(target: Tensor, ignore_index: int | None) -> Tensor:
+    """Class ids with the ignored ones replaced by class 0 (in range), so that range checks see only counted ids."""
+    return target if ignore_index is None else target.masked_fill(target == ignore_index, 0)
 
 
 def _atol(target: Tensor) -> float:
@@ -158,8 +162,7 @@ def check_target(target: Tensor, logits_shape: torch.Size, num_classes: int, bat
 
 
 def _raise_class_ids(target: Tensor, num_classes: int, batch: int, ignore_index: int | None) -> None:
-    counted = target if ignore_index is None else target.masked_fill(target == ignore_index, 0)
-    lo, hi = torch.stack(torch.aminmax(counted)).tolist()
+    lo, hi = torch.stack(torch.aminmax(_counted(target, ignore_index))).tolist()
     if lo < 0 and ignore_index is None and bool((target == IGNORE_INDEX).any()):
         rows = (target == IGNORE_INDEX).nonzero().flatten()[:8].tolist()
         raise ValueError(

@@ -128,7 +128,7 @@ class LossFunctionCallback(TrainerCallback):
             self.relation_loss.raise_deferred(f"step {state.global_step}")  # the Trainer logs or writes a checkpoint
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        self.relation_loss.raise_deferred(f"the end of epoch {state.epoch}")  # before the swap reads the statistics
+        self.relation_loss.raise_deferred(f"the end of epoch {state.epoch}")  # the epoch's last defect, if no log came
         cast(RelationLossCallback, self.driver).on_epoch_end(args, state, control, **kwargs)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
