@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, set_seed
 
 from hf_labelsmooth import LabelSmoothingTrainer, LabelSmoothingTrainingArguments
+from hf_labelsmooth.exits import run_main
 from _hf_data import data_source, load_named, load_text_files
-from _hf_run import (ModelArguments, finish, load_model, load_processor, parse_arguments, resolve_checkpoint,
-                     setup_logging, train_and_evaluate, trainer_sources)
+from _hf_run import (ModelArguments, check_push_access, finish, load_model, load_processor, parse_arguments,
+                     resolve_checkpoint, setup_logging, train_and_evaluate, trainer_sources)
 from _hf_tokens import (CORPORA, align_labels, b_to_i, data_files_corpus, generated_corpus, packaged_corpus,
                         split_corpus, tag_order, token_metrics)
 
@@ -123,6 +124,7 @@ def main() -> dict[str, float]:
     model_args, data_args, training_args = parse_arguments(
         (TokenModelArguments, DataTrainingArguments, LabelSmoothingTrainingArguments))
     setup_logging(training_args)
+    check_push_access(training_args)
     checkpoint = resolve_checkpoint(training_args)
     set_seed(training_args.seed)
     dataset = load_data(data_args, model_args)
@@ -149,4 +151,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, script=__file__)

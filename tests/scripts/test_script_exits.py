@@ -13,6 +13,7 @@ import pytest
 from hf_labelsmooth import create_loss
 from hf_labelsmooth.integrations.transformers.checkpoint import save_loss_state
 from tests.support.launching import image_script_args, run
+from tests.support.paths import SCRIPTS
 from tests.support.ports import free_port
 
 PROG = "run_image_classification.py"
@@ -45,6 +46,22 @@ def test_a_soft_label_method_on_class_labels_is_one_line(tmp_path) -> None:
     one_line(script(tmp_path, "--label_smoothing_method", "soft_kl"),
              "Expected --label_smoothing_method in ['ce', ")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra,start", [
+    (["--label_smoothing_method", "soft_kl"], "Expected --label_smoothing_method in ['ce', "),
+    (["--push_to_hub"], "Expected a Hub token for --push_to_hub but got none."),
+])
+def test_the_token_script_ends_with_the_one_line_message(tmp_path, extra, start) -> None:
+    """run_token_classification.py ends as the other scripts do, and checks Hub access before any work."""
+    prog = "run_token_classification.py"
+    result = run([sys.executable, str(SCRIPTS / prog), "--model_name_or_path", str(tmp_path / "no-such-model"),
+                  "--corpus", "generated", "--output_dir", str(tmp_path / "out"), "--do_train", *extra], tmp_path,
+                 HF_TOKEN="", HF_HOME=str(tmp_path / "hf"))
+    lines = result.error_lines(prog)
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"{prog}: error: {start}"), \
+        result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_another_methods_checkpoint_is_one_line(tmp_path) -> None:
