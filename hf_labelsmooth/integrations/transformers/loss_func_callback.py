@@ -32,11 +32,10 @@ from ...losses.base import RelationLoss
 from ...metrics.functional import relation_stats
 from ...options import RelationOptions
 from ...relations import ARTIFACT_DIR, needs_topk_artifact, save_relations
-from ...relations.provenance import training_record
 from .callbacks import RelationLossCallback
 from .checkpoint import LossCheckpoint
 from .data_checks import check_problem_type
-from .model_card import describe_source, remove_stale_relations, round_epochs
+from .model_card import describe_source, remove_stale_relations, round_epochs, trainer_training_record
 from .relation_optimizer import RelationOptimizer
 from .training_args import config_label_names
 
@@ -165,10 +164,8 @@ class LossFunctionCallback(TrainerCallback):
             remove_stale_relations(Path(root) / ARTIFACT_DIR, loss.name)
             return
         source = describe_source(getattr(getattr(self.model, "config", None), "_name_or_path", None))
-        optimizer = None if self.relation_optimizer is None else self.relation_optimizer.optimizer
         save_relations(loss, cast(list, self.label_names), Path(root) / ARTIFACT_DIR, repo_id=args.hub_model_id,
-                       source_model=source, epochs=round_epochs(epochs),
-                       training=training_record(loss, optimizer, self.options.update_every, self.prior))
+                       source_model=source, epochs=round_epochs(epochs), training=trainer_training_record(self))
 
     def _optimizer_step(self) -> None:
         if self.relation_optimizer is not None:  # fp16: the model's loss scaler, from the Trainer's optimizer

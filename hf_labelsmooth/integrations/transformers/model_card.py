@@ -124,8 +124,9 @@ def remove_stale_relations(directory: Path, method: str) -> None:
 
 
 def trainer_training_record(trainer: Any) -> dict[str, Any]:
-    """How a `LabelSmoothingTrainer`'s relations were trained beyond the loss (`provenance.training_record`): matrix
-    optimizer, lr, weight decay, refresh period, top-N, the prior of a ``relation_prior`` student."""
+    """How a `LabelSmoothingTrainer`'s (or the stock Trainer's `LossFunctionCallback`'s) relations were trained beyond
+    the loss (`provenance.training_record`): matrix optimizer, lr, weight decay, refresh period, top-N, the prior of
+    a ``relation_prior`` student."""
     optimizer = trainer.relation_optimizer.optimizer if trainer.relation_optimizer is not None else None
     return training_record(trainer.relation_loss, optimizer, trainer.options.update_every, trainer.prior)
 
