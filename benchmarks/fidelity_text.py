@@ -141,7 +141,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
     """Every run of the study: the relation_lr sweep first (with the default's runs), then methods × seeds per label
     set, then OLS with empty_row="keep"."""
     sweep = [dict(labels="fine", method=m, seed=0, relation_lr=lr) for lr in [None, *args.sweep_lrs]
-             for m in ("lspp", "lls") if m in args.methods]
+             for m in ("lspp", "lls") if m in args.methods and "fine" in args.label_sets]
     jobs = [dict(labels=ls, method=m, seed=s) for ls in args.label_sets for s in range(args.seeds)
             for m in args.methods]
     if "ols" in args.methods:

@@ -96,7 +96,7 @@ def add_launcher_arguments(parser: argparse.ArgumentParser, script: bool = True)
                        help="mass moved off the one-hot (default: the method's)")
     group.add_argument("--relation-lr", type=float, default=None,
                        help="lr of LS++/LLS matrices (default: 10 x train.py's --lr with an SGD-like --opt, "
-                            "max(--lr, 0.05) with an Adam-like one; docs/methods.md)")
+                            "max(--lr, 3 / total steps) with an Adam-like one; docs/methods.md)")
     group.add_argument("--relation-weight-decay", type=float, default=None,
                        help="weight decay of LS++/LLS matrices (default: the method's, the network's for LS++ and 0 "
                             "for LLS)")

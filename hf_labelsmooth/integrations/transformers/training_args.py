@@ -73,8 +73,9 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                                         "(ols; lspp/lls with --relation_top_n)."})
     relation_lr: float | None = field(
         default=None, metadata={"help": "Learning rate of the learnable matrix (lspp, lls). Default: "
-                                        "max(learning_rate, 0.05) with Adam-like optimizers (a fine-tuning "
-                                        "learning_rate leaves the matrix uniform), 10 x learning_rate with SGD."})
+                                        "max(learning_rate, 3 / total optimizer steps) with Adam-like optimizers "
+                                        "(about 3 units of logit travel, from scratch or pretrained), 10 x "
+                                        "learning_rate with SGD."})
     relation_weight_decay: float | None = field(
         default=None, metadata={"help": "Weight decay of the learnable matrix; default per method (lspp: "
                                         "weight_decay, lls: 0)."})
