@@ -11,8 +11,8 @@ from .losses.base import RelationLoss
 from .matrix_check import COLLAPSE_THRESHOLD, STILL_THRESHOLD, WARMUP_FRACTION, MatrixCheck, StillMatrixCheck
 
 __all__ = ["COLLAPSE_THRESHOLD", "RELATION_TRAVEL", "SGD_RELATION_LR_SCALE", "STILL_THRESHOLD", "WARMUP_FRACTION",
-           "MatrixCheck", "StillMatrixCheck", "default_relation_lr", "is_sgd_like", "module_param_groups",
-           "relation_param_groups"]
+           "MatrixCheck", "StillMatrixCheck", "default_relation_lr", "describe_default_relation_lr", "is_sgd_like",
+           "module_param_groups", "relation_param_groups"]
 
 # Defaults of the matrix's learning rate, chosen by benchmarks/results_fidelity_*.md (docs/methods.md):
 RELATION_TRAVEL = 3.0  # Adam-like: relation_lr × total steps, the logit travel a matrix is given
@@ -54,6 +54,13 @@ def default_relation_lr(optimizer: torch.optim.Optimizer | type, lr: float, tota
     if not total_steps or total_steps < 0:
         return lr
     return max(lr, RELATION_TRAVEL / total_steps)
+
+
+def describe_default_relation_lr(lr: str = "lr") -> str:
+    """`default_relation_lr`'s rule in words, for help texts, with the network's lr named `lr` (e.g. ``--lr``)."""
+    return (f"max({lr}, {RELATION_TRAVEL:g} / total optimizer steps) with an Adam-like optimizer (about "
+            f"{RELATION_TRAVEL:g} units of logit travel, from scratch or pretrained), {SGD_RELATION_LR_SCALE:g} x {lr} "
+            "with an SGD-like one")
 
 
 def relation_param_groups(loss: RelationLoss, lr: float, weight_decay: float | None = None,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Sequence
 
 from ...losses import list_losses
+from ...optim import describe_default_relation_lr
 from ...options import RelationOptions
 
 __all__ = ["LaunchError", "LaunchOptions", "add_launcher_arguments", "relation_loss_types", "split_launcher_args"]
@@ -95,8 +96,8 @@ def add_launcher_arguments(parser: argparse.ArgumentParser, script: bool = True)
     group.add_argument("--ls-alpha", type=float, default=None,
                        help="mass moved off the one-hot (default: the method's)")
     group.add_argument("--relation-lr", type=float, default=None,
-                       help="lr of LS++/LLS matrices (default: 10 x train.py's --lr with an SGD-like --opt, "
-                            "max(--lr, 3 / total steps) with an Adam-like one; docs/methods.md)")
+                       help=f"lr of LS++/LLS matrices (default: {describe_default_relation_lr('--lr')} (--opt); "
+                            "docs/methods.md)")
     group.add_argument("--relation-weight-decay", type=float, default=None,
                        help="weight decay of LS++/LLS matrices (default: the method's, the network's for LS++ and 0 "
                             "for LLS)")

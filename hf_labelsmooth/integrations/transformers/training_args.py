@@ -13,6 +13,7 @@ from transformers import TrainingArguments
 
 from ...losses.base import RelationLoss
 from ...losses.registry import describe_defaults, get_loss_class, is_loss, list_losses
+from ...optim import describe_default_relation_lr
 from ...options import RelationOptions
 from .launch import check_launch, prepare_launch
 
@@ -73,9 +74,7 @@ class LabelSmoothingTrainingArguments(TrainingArguments):
                                         "(ols; lspp/lls with --relation_top_n)."})
     relation_lr: float | None = field(
         default=None, metadata={"help": "Learning rate of the learnable matrix (lspp, lls). Default: "
-                                        "max(learning_rate, 3 / total optimizer steps) with Adam-like optimizers "
-                                        "(about 3 units of logit travel, from scratch or pretrained), 10 x "
-                                        "learning_rate with SGD."})
+                                        f"{describe_default_relation_lr('learning_rate')}."})
     relation_weight_decay: float | None = field(
         default=None, metadata={"help": "Weight decay of the learnable matrix; default per method (lspp: "
                                         "weight_decay, lls: 0)."})
